@@ -1,0 +1,134 @@
+"""Synchronous FedAvg in virtual time, with FedScale's round semantics.
+
+McMahan et al., "Communication-Efficient Learning of Deep Networks from Decentralized Data"
+(AISTATS 2017) for the algorithm; Lai et al., "FedScale" (ICML 2022), `tictak_client_tasks`, for
+the timing: each round samples ceil(1.3 K) online clients, drops those that will not stay online
+until they finish, keeps the K fastest by `t_client = t_comp + t_comm` and lasts until the K-th
+finishes. Stragglers are not trained (their results would be discarded) but their download is
+counted. The server applies an optax optimizer to the pseudo-gradient (FedAvg/FedAvgM/FedAdam).
+
+A chunk of rounds is one jitted `lax.while_loop` that stops at a virtual-time target, so the
+host loop only runs once per evaluation.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dl.algorithms.server_opt import ServerOptSpec, make_server_optimizer
+from dl.errors import ConfigError
+from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
+
+
+@dataclass(frozen=True)
+class FedAvgSpec:
+    clients_per_round: int = 10  # K
+    overcommit: float = 1.3  # sample ceil(overcommit * K) online clients
+    idle_wait_s: float = 60.0  # clock step when no client can be scheduled
+    server_opt: ServerOptSpec = ServerOptSpec()
+
+
+@struct.dataclass
+class FedAvgState:
+    params: Any  # server model pytree
+    opt_state: Any  # server optimizer state
+    clock: jnp.ndarray  # [] f32 virtual seconds
+    round: jnp.ndarray  # [] i32 completed rounds
+    bytes_up: jnp.ndarray  # [] f32 bytes uploaded since the host last drained it
+    bytes_down: jnp.ndarray  # [] f32 bytes downloaded since the host last drained it
+    train_loss: jnp.ndarray  # [] f32 mean local loss of the last round
+    clients: jnp.ndarray  # [] i32 clients aggregated in the last round
+
+
+@dataclass(frozen=True)
+class NodeEnv:
+    """Per-node arrays an algorithm closes over (device arrays, node axis first)."""
+
+    x: Any  # [N, M, ...] examples
+    y: Any  # [N, M, ...] labels
+    counts: Any  # [N] i32 real examples per node
+    t_client: Any  # [N] f32 seconds for one download + training session + upload
+    online: Callable  # t [] -> [N] bool
+    online_until: Callable  # (t0 [], t1 [N]) -> [N] bool, online during all of [t0, t1]
+
+
+def init_fedavg(params, spec: FedAvgSpec) -> FedAvgState:
+    tx = make_server_optimizer(spec.server_opt)
+    z = jnp.zeros((), jnp.float32)
+    return FedAvgState(
+        params, tx.init(params), z, jnp.zeros((), jnp.int32), z, z, z, jnp.zeros((), jnp.int32)
+    )
+
+
+def make_fedavg_chunk(
+    apply_fn, train: LocalTrainSpec, spec: FedAvgSpec, env: NodeEnv, model_bytes: int, strategy: str
+):
+    """Returns jitted `chunk(state, key, t_stop) -> state`: rounds until clock >= t_stop."""
+    n = int(env.counts.shape[0])
+    k = spec.clients_per_round
+    if not 1 <= k <= n:
+        raise ConfigError(f"algorithm.clients_per_round must be in [1, {n}] (num_nodes), got {k}")
+    if spec.overcommit < 1.0:
+        raise ConfigError(f"algorithm.overcommit must be >= 1, got {spec.overcommit}")
+    s = min(n, math.ceil(spec.overcommit * k - 1e-9))
+    tx = make_server_optimizer(spec.server_opt)
+    batch_train = make_batch_train(apply_fn, train, strategy)
+    mb = jnp.float32(model_bytes)
+
+    def round_fn(state: FedAvgState, key) -> FedAvgState:
+        rkey = jax.random.fold_in(key, state.round)
+        online = env.online(state.clock)
+        score = jnp.where(online, jax.random.uniform(jax.random.fold_in(rkey, 0), (n,)), -1.0)
+        top, sampled = jax.lax.top_k(score, s)  # [S]
+        tc = env.t_client[sampled]
+        ok = (top >= 0) & env.online_until(state.clock, state.clock + env.t_client)[sampled]
+        order = jnp.argsort(jnp.where(ok, tc, jnp.inf))[:k]  # K fastest that finish
+        chosen, chosen_ok, chosen_t = sampled[order], ok[order], tc[order]
+        n_ok = chosen_ok.sum()
+        duration = jnp.where(
+            n_ok > 0, jnp.max(jnp.where(chosen_ok, chosen_t, 0.0)), spec.idle_wait_s
+        )
+
+        start = jax.tree.map(lambda p: jnp.broadcast_to(p, (k,) + p.shape), state.params)
+        keys = node_keys(jax.random.fold_in(rkey, 1), jnp.zeros((), jnp.int32), chosen)
+        counts = env.counts[chosen]
+        new, loss = batch_train(start, env.x[chosen], env.y[chosen], counts, chosen_ok, keys)
+        w = jnp.where(chosen_ok, counts, 0).astype(jnp.float32)
+        wsum = jnp.maximum(w.sum(), 1.0)
+        avg = jax.tree.map(lambda p: jnp.tensordot(w, p, axes=1) / wsum, new)
+        pseudo_grad = jax.tree.map(lambda p, a: p - a, state.params, avg)
+        updates, opt_state = tx.update(pseudo_grad, state.opt_state, state.params)
+        params = jax.tree.map(lambda p, u: p + u, state.params, updates)
+        any_ok = n_ok > 0
+        params = jax.tree.map(lambda a, b: jnp.where(any_ok, a, b), params, state.params)
+        opt_state = jax.tree.map(lambda a, b: jnp.where(any_ok, a, b), opt_state, state.opt_state)
+        return FedAvgState(
+            params=params,
+            opt_state=opt_state,
+            clock=state.clock + duration,
+            round=state.round + any_ok.astype(jnp.int32),
+            bytes_up=state.bytes_up + mb * n_ok,
+            bytes_down=state.bytes_down + mb * ok.sum(),
+            train_loss=jnp.where(any_ok, (loss * w).sum() / wsum, state.train_loss),
+            clients=n_ok.astype(jnp.int32),
+        )
+
+    @jax.jit
+    def chunk(state: FedAvgState, key, t_stop, max_rounds):
+        def cond(c):
+            st, i = c
+            return (st.clock < t_stop) & (i < max_rounds)
+
+        def body(c):
+            st, i = c
+            return round_fn(st, key), i + 1
+
+        state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), jnp.int32)))
+        return state
+
+    return chunk

@@ -1,0 +1,103 @@
+"""Turns a resolved config (plain dict) into the pieces a simulation runs on: data, model,
+device profiles, availability, node environment. Every bad value stops with a one-line error."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dl.algorithms.fedavg import NodeEnv
+from dl.algorithms.server_opt import ServerOptSpec
+from dl.data.datasets import Dataset, load_dataset
+from dl.data.partition import NodeData, partition
+from dl.data.root import resolve_data_root
+from dl.errors import ConfigError
+from dl.models import init_params, make_model, model_bytes
+from dl.sim.profiles import DeviceProfiles, constant_profiles, flash_profiles
+from dl.sim.timing import comm_time_s, compute_time_s
+from dl.train.local import LocalTrainSpec
+
+
+@dataclass
+class Built:
+    dataset: Dataset
+    nodes: NodeData
+    model: Any
+    params: Any
+    model_bytes: int
+    profiles: DeviceProfiles
+    env: NodeEnv
+    train: LocalTrainSpec
+
+
+def _spec(cls, d: dict, where: str):
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise ConfigError(f"bad keys in {where}: {e}") from None
+
+
+def build_profiles(cfg: dict, n: int, root) -> DeviceProfiles:
+    p = dict(cfg["trace"]["profiles"])
+    kind = p.pop("kind")
+    if kind == "constant":
+        return constant_profiles(n, **p)
+    if kind == "flash":
+        return flash_profiles(root, n, seed=cfg["seed"], **p)
+    raise ConfigError(f"unknown trace.profiles.kind '{kind}' (choose from: constant, flash)")
+
+
+def build_availability(cfg: dict, n: int):
+    kind = cfg["trace"].get("availability", "always")
+    if kind == "always":
+        return (lambda t: jnp.ones((n,), bool)), (lambda t0, t1: jnp.ones((n,), bool))
+    raise ConfigError(f"unknown trace.availability '{kind}' (choose from: always)")
+
+
+def build(cfg: dict) -> Built:
+    task = cfg["task"]
+    n = int(cfg["sim"]["num_nodes"])
+    if n < 1:
+        raise ConfigError(f"sim.num_nodes must be >= 1, got {n}")
+    root = resolve_data_root(cfg["data"]["root"])
+    ds = load_dataset(task["dataset"], root, **(task.get("dataset_options") or {}))
+    part = task["partition"]
+    nodes = partition(
+        ds,
+        n,
+        part["scheme"],
+        seed=cfg["seed"],
+        alpha=part.get("alpha", 0.5),
+        shards_per_node=part.get("shards_per_node", 2),
+        max_examples=part.get("max_examples"),
+    )
+    model = make_model(
+        task["model"],
+        ds.input_shape,
+        ds.num_classes,
+        dataset_name=ds.name,
+        **(task.get("model_options") or {}),
+    )
+    params = init_params(model, ds.input_shape, jax.random.key(cfg["seed"]), ds.x_train.dtype)
+    mbytes = model_bytes(params)
+    train = _spec(LocalTrainSpec, task["train"], "task.train")
+    profiles = build_profiles(cfg, n, root)
+    bits = mbytes * 8.0
+    t_client = compute_time_s(profiles.ms_per_sample, train.batch_size, train.local_steps)
+    t_client = t_client + comm_time_s(bits, bits, profiles.up_kbps, profiles.down_kbps)
+    online, online_until = build_availability(cfg, n)
+    env = NodeEnv(
+        x=jnp.asarray(nodes.x),
+        y=jnp.asarray(nodes.y),
+        counts=jnp.asarray(nodes.counts),
+        t_client=jnp.asarray(np.asarray(t_client, np.float32)),
+        online=online,
+        online_until=online_until,
+    )
+    return Built(ds, nodes, model, params, mbytes, profiles, env, train)
+
+
+def server_opt_spec(alg: dict) -> ServerOptSpec:
+    return _spec(ServerOptSpec, alg.get("server_opt") or {}, "algorithm.server_opt")

@@ -1,0 +1,92 @@
+"""Run outputs: `metrics.jsonl` (one JSON object per evaluation), W&B mirroring, summary files.
+
+Every line is written with a single `write` + flush, so a crash never leaves a half line; the
+summary is written to a temporary file and renamed into place (atomic on POSIX).
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from dl.errors import ConfigError
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe scalars: numpy/jax scalars to Python, NaN/inf to None."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Writes `obj` as JSON to `path` via a temporary file and an atomic rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=_clean)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class MetricsLogger:
+    """Mirrors each evaluation to `<run_dir>/metrics.jsonl` and, when enabled, to W&B."""
+
+    def __init__(self, run_dir: Path, logger_cfg: dict, config: dict, name: str):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "metrics.jsonl"
+        self._f = open(self.path, "a")
+        self._wandb = None
+        kind = logger_cfg.get("kind", "disabled")
+        if kind == "wandb":
+            self._wandb = _init_wandb(logger_cfg, config, name, self.run_dir)
+        elif kind != "disabled":
+            raise ConfigError(f"unknown logger.kind '{kind}' (choose from: wandb, disabled)")
+
+    def log(self, row: dict) -> None:
+        row = {k: _clean(v) for k, v in row.items()}
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+        if self._wandb is not None:
+            self._wandb.log(row)
+
+    def close(self, summary: dict | None = None) -> None:
+        self._f.close()
+        if summary is not None:
+            write_json_atomic(self.run_dir / "summary.json", summary)
+        if self._wandb is not None:
+            if summary:
+                self._wandb.summary.update({k: _clean(v) for k, v in summary.items()})
+            self._wandb.finish()
+
+
+def _init_wandb(cfg: dict, config: dict, name: str, run_dir: Path):
+    import wandb
+
+    run = wandb.init(
+        project=cfg.get("project", "dl"),
+        entity=cfg.get("entity"),
+        group=cfg.get("group"),
+        name=name,
+        tags=list(cfg.get("tags") or []),
+        config=config,
+        mode=cfg.get("mode", "offline"),
+        dir=str(run_dir),
+        id=cfg.get("id"),
+        resume="allow",
+        job_type="train",
+        settings=wandb.Settings(start_method="thread", console="off", silent=True),
+    )
+    wandb.define_metric("virtual_time_s")
+    wandb.define_metric("*", step_metric="virtual_time_s")
+    return run
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Reads a `metrics.jsonl` file into a list of rows."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,42 @@
+"""Test-set evaluation of one model or of a stack of node models, in fixed-size batches."""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dl.train.loss import xent_and_correct
+
+
+def make_evaluate(apply_fn: Callable, x_test: np.ndarray, y_test: np.ndarray, batch: int = 1000):
+    """Returns jitted `evaluate(params) -> (accuracy, loss)` over the whole test set.
+
+    The test set is padded to a multiple of `batch` and evaluated with `lax.map` over batches so
+    peak memory is one batch of activations; padded rows are masked out.
+    """
+    n = len(x_test)
+    batch = max(1, min(batch, n))
+    nb = -(-n // batch)
+    pad = nb * batch - n
+    xs = np.concatenate([x_test, np.zeros((pad,) + x_test.shape[1:], x_test.dtype)])
+    ys = np.concatenate([y_test, np.zeros((pad,) + y_test.shape[1:], y_test.dtype)])
+    w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    xs = jnp.asarray(xs.reshape((nb, batch) + x_test.shape[1:]))
+    ys = jnp.asarray(ys.reshape((nb, batch) + y_test.shape[1:]))
+    ws = jnp.asarray(w.reshape(nb, batch))
+    per_row = int(np.prod(y_test.shape[1:], dtype=np.int64))  # labels per example (T for text)
+
+    @jax.jit
+    def evaluate(params):
+        def one(args):
+            xb, yb, wb = args
+            loss, correct = xent_and_correct(apply_fn(params, xb), yb)
+            wl = jnp.repeat(wb, per_row)
+            return jnp.sum(loss * wl), jnp.sum(correct * wl)
+
+        losses, corrects = jax.lax.map(one, (xs, ys, ws))
+        denom = n * per_row
+        return corrects.sum() / denom, losses.sum() / denom
+
+    return evaluate

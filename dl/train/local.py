@@ -1,0 +1,110 @@
+"""Vectorized local training: many nodes, each running `local_steps` SGD steps on its own shard.
+
+One node's training is a `lax.scan` over local steps; each step gathers a minibatch by index
+(`batch_size` indices drawn uniformly from the node's `count` real examples with the node's own
+key), so padded examples are never read and no shuffled copy of the data is built (DESIGN.md:
+building a copy cost 48-207% of a small model's round on CPU, gathering rows by index 6-13%).
+A batch of nodes is mapped with the strategy of `dl.train.mapping` (vmap / lax.map / chunked);
+inactive slots (padded nodes, or capacity left unused in a quantum) return their input unchanged.
+
+Clients start each session with a fresh optimizer state, as FL clients do (McMahan et al. 2017).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dl.errors import ConfigError
+from dl.train.loss import mean_xent
+from dl.train.mapping import map_nodes
+
+
+@dataclass(frozen=True)
+class LocalTrainSpec:
+    """Static (hashable) hyper-parameters of local training."""
+
+    batch_size: int = 10
+    local_steps: int = 10
+    lr: float = 0.1
+    optimizer: str = "sgd"  # [sgd, momentum, adam]
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+def make_optimizer(spec: LocalTrainSpec) -> optax.GradientTransformation:
+    """The client optimizer of `spec`."""
+    if spec.lr <= 0:
+        raise ConfigError(f"task.train.lr must be > 0, got {spec.lr}")
+    if spec.optimizer == "sgd":
+        tx = optax.sgd(spec.lr)
+    elif spec.optimizer == "momentum":
+        tx = optax.sgd(spec.lr, momentum=spec.momentum)
+    elif spec.optimizer == "adam":
+        tx = optax.adam(spec.lr)
+    else:
+        raise ConfigError(
+            f"unknown task.train.optimizer '{spec.optimizer}' (choose from: sgd, momentum, adam)"
+        )
+    if spec.weight_decay:
+        tx = optax.chain(optax.add_decayed_weights(spec.weight_decay), tx)
+    return tx
+
+
+def make_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
+    """Returns `node_train(params, x [M,...], y [M,...], count [], key) -> (params, mean loss)`."""
+    if spec.batch_size < 1 or spec.local_steps < 1:
+        raise ConfigError("task.train.batch_size and task.train.local_steps must be >= 1")
+    tx = make_optimizer(spec)
+
+    def loss_fn(params, xb, yb):
+        return mean_xent(apply_fn(params, xb), yb)
+
+    grad_fn = jax.value_and_grad(loss_fn)
+
+    def node_train(params, x, y, count, key):
+        opt_state = tx.init(params)
+        high = jnp.maximum(count, 1)
+
+        def step(carry, step_key):
+            p, s = carry
+            idx = jax.random.randint(step_key, (spec.batch_size,), 0, high)
+            loss, grads = grad_fn(p, x[idx], y[idx])
+            updates, s = tx.update(grads, s, p)
+            return (optax.apply_updates(p, updates), s), loss
+
+        keys = jax.random.split(key, spec.local_steps)
+        (params, _), losses = jax.lax.scan(step, (params, opt_state), keys)
+        return params, losses.mean()
+
+    return node_train
+
+
+def make_batch_train(apply_fn: Callable, spec: LocalTrainSpec, strategy: str, chunk: int = 8):
+    """Returns `train(params [K,...], x [K,M,...], y [K,M,...], counts [K], active [K], keys [K])`.
+
+    Output: (params [K,...], loss [K]). Slots with `active == False` or `counts == 0` keep their
+    input parameters bit for bit and report loss 0.
+    """
+    node_train = make_node_train(apply_fn, spec)
+
+    def train(params, x, y, counts, active, keys):
+        new_params, loss = map_nodes(node_train, strategy, chunk)(params, x, y, counts, keys)
+        live = active & (counts > 0)
+
+        def keep(new, old):
+            mask = live.reshape((-1,) + (1,) * (new.ndim - 1))
+            return jnp.where(mask, new, old)
+
+        return jax.tree.map(keep, new_params, params), jnp.where(live, loss, 0.0)
+
+    return train
+
+
+def node_keys(base_key: jax.Array, step: jnp.ndarray, node_ids: jnp.ndarray) -> jax.Array:
+    """Per-node keys that depend only on (base key, step, node id): independent of batch layout
+    and of how the node axis is sharded."""
+    k = jax.random.fold_in(base_key, step)
+    return jax.vmap(lambda i: jax.random.fold_in(k, i))(node_ids)
