@@ -25,6 +25,10 @@ def make_data(k=4, m=12, d=5, c=3, seed=0):
     return params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(counts)
 
 
+def node(tree, i):
+    return node(tree, i)
+
+
 SPEC = LocalTrainSpec(batch_size=4, local_steps=5, lr=0.1)
 
 
@@ -51,14 +55,10 @@ def test_padded_and_inactive_nodes_are_untouched_and_do_not_affect_others():
     active = jnp.array([True, True, False, True])  # slot 2 unused capacity
     out, loss = train(params, x, y, counts2, active, keys)
     for i in (1, 2):
-        chex.assert_trees_all_equal(
-            jax.tree.map(lambda p: p[i], out), jax.tree.map(lambda p: p[i], params)
-        )
+        chex.assert_trees_all_equal(node(out, i), node(params, i))
         assert float(loss[i]) == 0.0
     for i in (0, 3):
-        chex.assert_trees_all_equal(
-            jax.tree.map(lambda p: p[i], out), jax.tree.map(lambda p: p[i], ref)
-        )
+        chex.assert_trees_all_equal(node(out, i), node(ref, i))
     # and the trained nodes really moved
     assert not np.allclose(out["w"][0], params["w"][0])
 
@@ -86,8 +86,8 @@ def test_batch_result_equals_single_node_training():
         params, x, y, counts, jnp.ones(4, bool), keys
     )
     single = jax.jit(make_node_train(linear_apply, SPEC))
-    p2, _ = single(jax.tree.map(lambda p: p[2], params), x[2], y[2], counts[2], keys[2])
-    chex.assert_trees_all_close(p2, jax.tree.map(lambda p: p[2], out), rtol=1e-6, atol=1e-6)
+    p2, _ = single(node(params, 2), x[2], y[2], counts[2], keys[2])
+    chex.assert_trees_all_close(p2, node(out, 2), rtol=1e-6, atol=1e-6)
 
 
 def test_one_sgd_step_golden():
