@@ -26,7 +26,7 @@ def make_data(k=4, m=12, d=5, c=3, seed=0):
 
 
 def node(tree, i):
-    return node(tree, i)
+    return jax.tree.map(lambda p: p[i], tree)
 
 
 SPEC = LocalTrainSpec(batch_size=4, local_steps=5, lr=0.1)
