@@ -25,6 +25,7 @@ class Built:
     dataset: Dataset
     nodes: NodeData
     model: Any
+    apply: Any  # (params, x [B, ...]) -> logits
     params: Any
     model_bytes: int
     profiles: DeviceProfiles
@@ -96,7 +97,17 @@ def build(cfg: dict) -> Built:
         online=online,
         online_until=online_until,
     )
-    return Built(ds, nodes, model, params, mbytes, profiles, env, train)
+    return Built(
+        ds,
+        nodes,
+        model,
+        lambda p, x: model.apply({"params": p}, x),
+        params,
+        mbytes,
+        profiles,
+        env,
+        train,
+    )
 
 
 def server_opt_spec(alg: dict) -> ServerOptSpec:

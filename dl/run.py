@@ -5,6 +5,7 @@ writes `metrics.jsonl`, `summary.json` and the resolved `config.yaml` into its H
 directory. A bad input stops with one line `error: <cause>` and exit status 2.
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def check_overrides(argv: list[str]) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
     from dl.simulate import simulate
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

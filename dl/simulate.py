@@ -44,8 +44,8 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     b = build(cfg)
     strategy = resolve_strategy(sim["node_map"], cfg["task"]["model"])
     spec = _fedavg_spec(alg)
-    chunk = make_fedavg_chunk(b.model.apply, b.train, spec, b.env, b.model_bytes, strategy)
-    evaluate = make_evaluate(b.model.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
+    chunk = make_fedavg_chunk(b.apply, b.train, spec, b.env, b.model_bytes, strategy)
+    evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
     state = init_fedavg(b.params, spec)
     key = jax.random.key(cfg["seed"])
     max_rounds = sim.get("max_rounds") or np.iinfo(np.int32).max
@@ -76,7 +76,13 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         return row
 
     row = record()
-    bar = tqdm(total=duration, unit="vs", desc=cfg.get("name", "sim"), disable=not sim["progress"])
+    bar = tqdm(
+        total=duration,
+        desc=cfg.get("name", "sim"),
+        disable=not sim["progress"],
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} virtual s "
+        "[{elapsed}<{remaining}{postfix}]",
+    )
     try:
         target = every
         while float(state.clock) < duration and int(state.round) < max_rounds:

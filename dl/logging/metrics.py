@@ -79,7 +79,7 @@ def _init_wandb(cfg: dict, config: dict, name: str, run_dir: Path):
         id=cfg.get("id"),
         resume="allow",
         job_type="train",
-        settings=wandb.Settings(start_method="thread", console="off", silent=True),
+        settings=wandb.Settings(console="off", silent=True),
     )
     wandb.define_metric("virtual_time_s")
     wandb.define_metric("*", step_metric="virtual_time_s")

@@ -1,0 +1,68 @@
+"""Plot test accuracy (and optionally another key) against virtual time for one or more runs.
+
+    python scripts/plot_run.py outputs/<run>/metrics.jsonl [more.jsonl ...] --out acc.png \
+        [--labels fedavg gossip] [--y test_accuracy] [--x virtual_time_s] [--hours]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dl.logging.metrics import read_metrics  # noqa: E402
+
+
+def plot(
+    paths: list[Path],
+    out: Path,
+    labels: list[str] | None,
+    x: str,
+    y: str,
+    hours: bool,
+    title: str | None,
+) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for i, p in enumerate(paths):
+        rows = [r for r in read_metrics(p) if r.get(y) is not None]
+        if not rows:
+            raise SystemExit(f"error: {p} has no rows with key '{y}'")
+        xs = [r[x] / 3600.0 if hours else r[x] for r in rows]
+        label = labels[i] if labels else p.parent.name
+        ax.plot(xs, [r[y] for r in rows], label=label, lw=1.5)
+    ax.set_xlabel(f"{x} (hours)" if hours else x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("metrics", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("accuracy.png"))
+    ap.add_argument("--labels", nargs="*")
+    ap.add_argument("--x", default="virtual_time_s")
+    ap.add_argument("--y", default="test_accuracy")
+    ap.add_argument("--hours", action="store_true")
+    ap.add_argument("--title")
+    a = ap.parse_args()
+    for p in a.metrics:
+        if not p.is_file():
+            raise SystemExit(f"error: metrics file {p} does not exist")
+    if a.labels and len(a.labels) != len(a.metrics):
+        raise SystemExit("error: give one --labels entry per metrics file")
+    plot(a.metrics, a.out, a.labels, a.x, a.y, a.hours, a.title)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""End to end: the CLI runs the embedded default and writes rising accuracy to metrics.jsonl;
+bad inputs stop with one line naming the cause."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from dl.errors import DLError
+from dl.run import CONF_DIR
+from dl.simulate import simulate
+
+ENV = {**os.environ, "WANDB_MODE": "disabled"}
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "dl.run", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+        cwd=cwd,
+    )
+
+
+def test_cli_default_run_writes_rising_accuracy(tmp_path):
+    out = tmp_path / "run"
+    r = cli(
+        "logger=disabled",
+        "sim.duration_s=600",
+        "sim.eval_every_s=120",
+        "sim.progress=false",
+        f"hydra.run.dir={out}",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for key in ("virtual_time_s", "round", "test_accuracy", "test_loss", "bytes_up", "bytes_down"):
+        assert key in rows[0]
+    assert rows[0]["virtual_time_s"] == 0.0 and rows[0]["test_accuracy"] < 0.3
+    assert rows[-1]["test_accuracy"] > 0.85
+    times = [r["virtual_time_s"] for r in rows]
+    assert times == sorted(times) and times[-1] >= 600
+    assert rows[-1]["bytes_up"] > 0 and rows[-1]["bytes_down"] >= rows[-1]["bytes_up"]
+    cfg = OmegaConf.load(out / "config.yaml")
+    assert cfg.seed == 0 and cfg.task.dataset == "digits"
+    assert json.loads((out / "summary.json").read_text())["round"] == rows[-1]["round"]
+
+
+@pytest.mark.parametrize(
+    "arg,needle",
+    [("task=nope", "unknown task 'nope'"), ("algorithm=fedsgd", "unknown algorithm 'fedsgd'")],
+)
+def test_cli_unknown_group_option_is_one_line(arg, needle):
+    r = cli(arg)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "choose from" in lines[0]
+
+
+def compose_cfg(*overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["logger=disabled", "sim.progress=false", *overrides])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def expect_error(tmp_path, *overrides) -> str:
+    with pytest.raises(DLError) as e:
+        simulate(compose_cfg(*overrides), tmp_path / "out")
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_data_root(tmp_path):
+    msg = expect_error(tmp_path, "task=fmnist_cnn", f"data.root={tmp_path / 'nowhere'}")
+    assert "nowhere" in msg and "does not exist" in msg
+
+
+def test_corrupt_idx_file(tmp_path):
+    root = tmp_path / "root"
+    (root / "fashion_mnist").mkdir(parents=True)
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
+        with gzip.open(root / "fashion_mnist" / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x03\x00\x00\x00\x05")  # header of a 3-D file, truncated
+    msg = expect_error(tmp_path, "task=fmnist_cnn", f"data.root={root}")
+    assert "idx" in msg.lower() and "fashion_mnist" in msg
+
+
+def test_model_that_does_not_fit_the_dataset(tmp_path):
+    msg = expect_error(tmp_path, "task.model=cnn_small")
+    assert "cnn_small" in msg and "digits" in msg
+
+
+def test_bad_values(tmp_path):
+    assert "clients_per_round" in expect_error(tmp_path, "algorithm.clients_per_round=1000")
+    assert "optimizer" in expect_error(tmp_path, "task.train.optimizer=lbfgs")
+    assert "node_map" in expect_error(tmp_path, "sim.node_map=pmap")
+
+
+def test_divergence_is_reported(tmp_path):
+    msg = expect_error(tmp_path, "task.train.lr=1e38", "sim.duration_s=240")
+    assert "diverged" in msg
+
+
+def test_every_task_config_composes():
+    for name in sorted(p.stem for p in (Path(CONF_DIR) / "task").glob("*.yaml")):
+        cfg = compose_cfg(f"task={name}")
+        assert cfg["task"]["name"] == name
