@@ -1,0 +1,205 @@
+"""Event-accurate virtual clock for asynchronous FL (FedAsync, FedBuff).
+
+Time advances in quanta of `quantum_s`. In the quantum [t, t + q) the engine
+1. takes every slot due before t + q, sorted by (due time, node id), up to `max_arrivals` of them
+   (the rest stay due and are counted in `arrivals_deferred`: never dropped);
+2. drops work whose node went offline before finishing (`updates_lost`; energy still counts);
+3. trains exactly the arriving nodes that finished (a fixed-capacity gather, `dl.train.local`),
+   from the model each downloaded at dispatch, with a key derived from (seed, dispatch quantum,
+   node id);
+4. applies their uploads to the server in order (`dl.algorithms.async_server`); an upload to a
+   down server is lost or retried next quantum (`upload_policy`);
+5. at t + q, if the server is up, refills free slots with online idle nodes drawn at random
+   (FedBuff's max concurrency; FedScale `async_aggregator.py`), each due at
+   `t + q + t_down + t_comp + t_up` or when it goes offline, whichever is first.
+A chunk of quanta is one jitted `lax.while_loop`; with `train=False` (system-only mode) steps 3-4
+skip the model math and everything else (clock, traces, messages, bytes, energy) is identical.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dl.algorithms.async_server import (
+    AsyncServerSpec,
+    ServerState,
+    apply_arrivals,
+    init_server,
+)
+from dl.errors import ConfigError
+from dl.sim.slots import Slots, empty_slots, zero_counters
+from dl.traces.availability import Availability, is_online, next_transition
+from dl.train.local import LocalTrainSpec, make_batch_train
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    quantum_s: float = 1.0
+    concurrency: int = 100  # C: sessions in flight
+    max_arrivals: int = 32  # A: arrivals trained and applied per quantum
+    upload_policy: str = "lost"  # [lost, retry]: uploads reaching a down server
+    train: bool = True  # False: system-only mode
+
+
+@dataclass(frozen=True)
+class AsyncEnv:
+    """Per-node arrays (node axis first) and availability the engine closes over."""
+
+    x: Any  # [N, M, ...]
+    y: Any  # [N, M, ...]
+    counts: Any  # [N] i32
+    t_down: Any  # [N] f32 s to download the model
+    t_comp: Any  # [N] f32 s of local training
+    t_up: Any  # [N] f32 s to upload
+    power_w: Any  # [N] f32 training power
+    e_down_j: Any  # [N] f32 radio J per model download
+    e_up_j: Any  # [N] f32 radio J per model upload
+    nodes: Availability  # N rows
+    server: Availability  # 1 row
+
+
+@struct.dataclass
+class AsyncState:
+    server: ServerState
+    slots: Slots
+    busy: jnp.ndarray  # [N] bool node has a session in flight
+    quantum: jnp.ndarray  # [] i32 quanta elapsed; clock = quantum * quantum_s
+    counters: dict  # name -> [] f32, drained by the host after each chunk
+
+
+def init_async(params, spec: AsyncServerSpec, eng: EngineSpec, n: int) -> AsyncState:
+    return AsyncState(
+        server=init_server(params, spec),
+        slots=empty_slots(params, eng.concurrency),
+        busy=jnp.zeros((n,), bool),
+        quantum=jnp.zeros((), jnp.int32),
+        counters=zero_counters(),
+    )
+
+
+def server_up(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
+    """Server state at times t (any shape)."""
+    k = jnp.searchsorted(av.times[0], t, side="right")
+    return av.first_online[0] ^ (k % 2 == 1)
+
+
+def rows(av: Availability, idx: jnp.ndarray) -> Availability:
+    return Availability(times=av.times[idx], first_online=av.first_online[idx])
+
+
+def make_async_chunk(
+    apply_fn,
+    train: LocalTrainSpec,
+    spec: AsyncServerSpec,
+    eng: EngineSpec,
+    env: AsyncEnv,
+    model_bytes: int,
+    strategy: str,
+):
+    """Returns jitted `chunk(state, key, t_stop) -> state`: quanta until clock >= t_stop."""
+    spec.validate()
+    n = int(env.counts.shape[0])
+    c, a, q = eng.concurrency, min(eng.max_arrivals, eng.concurrency), eng.quantum_s
+    if c < 1 or a < 1 or q <= 0:
+        raise ConfigError("algorithm.concurrency, max_arrivals must be >= 1, quantum_s > 0")
+    if eng.upload_policy not in ("lost", "retry"):
+        raise ConfigError(f"unknown server.upload_policy '{eng.upload_policy}' (lost, retry)")
+    c_eff = min(c, n)
+    batch_train = make_batch_train(apply_fn, train, strategy)
+    mb = jnp.float32(model_bytes)
+    t_client = env.t_down + env.t_comp + env.t_up
+
+    def arrivals(st: AsyncState, key, t0, t1) -> AsyncState:
+        sl, cnt = st.slots, dict(st.counters)
+        due = (sl.node >= 0) & (sl.finish < t1)
+        order = jnp.lexsort((sl.node, sl.finish))[:a]  # by due time, then node id
+        valid = due[order]
+        cnt["arrivals_deferred"] += (due.sum() - valid.sum()).astype(jnp.float32)
+        node = jnp.where(valid, sl.node[order], 0)
+        finished = valid & sl.completes[order]
+        up = server_up(env.server, sl.finish[order])
+        retry = finished & ~up if eng.upload_policy == "retry" else jnp.zeros_like(valid)
+        reach = finished & up
+        done = valid & ~retry
+        server = st.server
+        if eng.train:
+            starts = jax.tree.map(lambda p: p[order], sl.params)
+            keys = jax.vmap(lambda dq, i: jax.random.fold_in(jax.random.fold_in(key, dq), i))(
+                sl.dispatch_q[order], node
+            )
+            models, _ = batch_train(starts, env.x[node], env.y[node], env.counts[node], reach, keys)
+            server = apply_arrivals(server, starts, models, sl.version[order], reach, spec)
+        else:
+            server = apply_arrivals(server, None, None, sl.version[order], reach, spec, False)
+        # energy: compute until done or until the node went offline; upload if it finished
+        ran = jnp.clip(sl.finish[order] - sl.start[order] - env.t_down[node], 0.0, env.t_comp[node])
+        e_comp = jnp.where(done, env.power_w[node] * ran, 0.0)
+        e_up = jnp.where(done & finished, env.e_up_j[node], 0.0)
+        wasted = jnp.where(done & ~reach, e_comp + e_up + env.e_down_j[node], 0.0)
+        cnt["energy_compute_j"] += e_comp.sum()
+        cnt["energy_radio_j"] += e_up.sum()
+        cnt["energy_wasted_j"] += wasted.sum()
+        cnt["bytes_up"] += mb * (done & finished).sum()
+        cnt["updates_lost"] += (done & ~finished).sum().astype(jnp.float32)
+        cnt["uploads_server_down"] += (done & finished & ~up).sum().astype(jnp.float32)
+        cnt["arrivals"] += done.sum().astype(jnp.float32)
+        # free processed slots; retried uploads become due again next quantum
+        slot = jnp.where(done, order, c)
+        rslot = jnp.where(retry, order, c)
+        slots = sl.replace(
+            node=sl.node.at[slot].set(-1, mode="drop"),
+            finish=sl.finish.at[slot].set(jnp.inf, mode="drop").at[rslot].set(t1, mode="drop"),
+        )
+        busy = st.busy.at[jnp.where(done, node, n)].set(False, mode="drop")
+        return st.replace(server=server, slots=slots, busy=busy, counters=cnt)
+
+    def dispatch(st: AsyncState, key, t1) -> AsyncState:
+        sl, cnt = st.slots, dict(st.counters)
+        free = sl.node < 0
+        cand = is_online(env.nodes, t1) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
+        score = jnp.where(cand, jax.random.uniform(key, (n,)), -1.0)
+        top, picked = jax.lax.top_k(score, c_eff)  # [C'] random online idle nodes
+        free_idx = jnp.argsort(~free, stable=True)[:c_eff]  # free slots first
+        assign = (jnp.arange(c_eff) < free.sum()) & (top >= 0)
+        slot = jnp.where(assign, free_idx, c)
+        t_done = t1 + t_client[picked]
+        off = next_transition(rows(env.nodes, picked), t1)
+        server = st.server
+        params = jax.tree.map(
+            lambda s, p: s.at[slot].set(jnp.broadcast_to(p, (c_eff,) + p.shape), mode="drop"),
+            sl.params,
+            server.params,
+        )
+        slots = Slots(
+            node=sl.node.at[slot].set(picked, mode="drop"),
+            start=sl.start.at[slot].set(t1, mode="drop"),
+            finish=sl.finish.at[slot].set(jnp.minimum(t_done, off), mode="drop"),
+            completes=sl.completes.at[slot].set(off > t_done, mode="drop"),
+            version=sl.version.at[slot].set(server.version, mode="drop"),
+            dispatch_q=sl.dispatch_q.at[slot].set(st.quantum, mode="drop"),
+            params=params,
+        )
+        busy = st.busy.at[jnp.where(assign, picked, n)].set(True, mode="drop")
+        cnt["bytes_down"] += mb * assign.sum()
+        cnt["energy_radio_j"] += jnp.where(assign, env.e_down_j[picked], 0.0).sum()
+        cnt["dispatched"] += assign.sum().astype(jnp.float32)
+        return st.replace(slots=slots, busy=busy, counters=cnt)
+
+    def quantum(st: AsyncState, key) -> AsyncState:
+        t0 = st.quantum.astype(jnp.float32) * q
+        t1 = (st.quantum + 1).astype(jnp.float32) * q
+        st = arrivals(st, jax.random.fold_in(key, 0), t0, t1)
+        st = dispatch(st, jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum), t1)
+        return st.replace(quantum=st.quantum + 1)
+
+    @jax.jit
+    def chunk(state: AsyncState, key, t_stop):
+        def cond(st):
+            return st.quantum.astype(jnp.float32) * q < t_stop
+
+        return jax.lax.while_loop(cond, lambda st: quantum(st, key), state)
+
+    return chunk

@@ -1,0 +1,138 @@
+"""Compiled per-node availability: sorted transition times, queried with a binary search.
+
+Every trace source (STUNner, FedScale, synthetic) compiles to the same `Availability` pytree: for
+node i, `first_online[i]` is its state at time 0, and `times[i]` lists the instants at which the
+state flips, sorted, padded with +inf. Sessions are half-open: a node whose transitions are
+(t1, t2) and `first_online=False` is online on [t1, t2). The state at t is therefore
+`first_online XOR (number of transitions <= t is odd)`.
+
+Builders compile the timeline for `[0, horizon_s)`; after the last transition the state persists.
+Times are float32 seconds (resolution 1/16 s at one week, 1/4 s at one month), which is far below
+the simulator's quantum; two flips that round to the same instant cancel out. Memory is
+`N * T * 4` bytes with T the largest per-node number of transitions, so flapping traces make T
+large (see stunner.py `min_session_s`).
+
+The query functions are pure jax and jittable; `t` may be a scalar or an [N] array.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class Availability:
+    """Per-node online/offline timeline (see module docstring)."""
+
+    times: jnp.ndarray  # [N, T] f32 sorted transition times (s), padded with +inf
+    first_online: jnp.ndarray  # [N] bool state at t = 0
+
+
+def num_nodes(av: Availability) -> int:
+    return int(av.first_online.shape[0])
+
+
+def _count_le(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
+    """[N] i32 number of transitions <= t per node (t scalar or [N])."""
+    t = jnp.broadcast_to(jnp.asarray(t, av.times.dtype), av.first_online.shape)
+    return jax.vmap(lambda row, x: jnp.searchsorted(row, x, side="right"))(av.times, t)
+
+
+def is_online(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
+    """[N] bool: is node i online at time t."""
+    k = _count_le(av, t)
+    return av.first_online ^ (k % 2 == 1)
+
+
+def next_transition(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
+    """[N] f32: the first transition strictly after t (+inf if none)."""
+    k = _count_le(av, t)
+    width = av.times.shape[1]
+    nxt = jnp.take_along_axis(av.times, jnp.minimum(k, width - 1)[:, None], axis=1)[:, 0]
+    return jnp.where(k < width, nxt, jnp.inf)
+
+
+def online_fraction(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
+    """[] f32 fraction of nodes online at time t."""
+    return jnp.mean(is_online(av, t).astype(jnp.float32))
+
+
+def online_during(av: Availability, t0: jnp.ndarray, t1: jnp.ndarray) -> jnp.ndarray:
+    """[N] bool: online at every instant of the closed interval [t0, t1] (t1 >= t0).
+
+    This is FedScale's test for keeping work started at t0 and finished at t1: the node must be
+    online at t0 and still online at t1, with no flip in between.
+    """
+    t1 = jnp.broadcast_to(jnp.asarray(t1, av.times.dtype), av.first_online.shape)
+    return is_online(av, t0) & (next_transition(av, t0) > t1)
+
+
+def from_transitions(
+    node: np.ndarray, times: np.ndarray, first_online: np.ndarray, n: int | None = None
+) -> Availability:
+    """Packs flat transitions into an Availability (host side, numpy).
+
+    `node` [M] node index of each transition and `times` [M] its time; they must be grouped by node
+    with times non-decreasing within a node. Consecutive transitions must alternate (callers drop
+    non-changes first). `first_online` [N] bool.
+    """
+    first_online = np.asarray(first_online, bool)
+    n = first_online.shape[0] if n is None else n
+    node = np.asarray(node, np.int64)
+    counts = np.bincount(node, minlength=n)
+    width = max(1, int(counts.max(initial=0)))
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    col = np.arange(node.size) - start[node]
+    out = np.full((n, width), np.inf, np.float32)
+    out[node, col] = times
+    return Availability(times=jnp.asarray(out), first_online=jnp.asarray(first_online))
+
+
+def from_states(
+    node: np.ndarray, times: np.ndarray, states: np.ndarray, n: int, horizon_s: float
+) -> Availability:
+    """Packs state-setting events into an Availability, dropping events that change nothing.
+
+    `node`, `times`, `states` [M]: at `times[j]` node `node[j]` enters `states[j]`; grouped by node,
+    times non-decreasing, and every node's first event at time 0 (it gives `first_online`; a node
+    without events is offline). Events at or after `horizon_s` are dropped.
+    """
+    node = np.asarray(node, np.int64)
+    states = np.asarray(states, bool)
+    times = np.asarray(times, np.float64)
+    first = np.ones(node.size, bool)
+    first[1:] = node[1:] != node[:-1]
+    first_online = np.zeros(n, bool)
+    first_online[node[first]] = states[first]
+    change = np.zeros(node.size, bool)
+    change[1:] = (states[1:] != states[:-1]) & ~first[1:]
+    keep = change & (times < horizon_s)
+    return from_transitions(node[keep], times[keep], first_online, n)
+
+
+def to_numpy(av: Availability) -> tuple[np.ndarray, np.ndarray]:
+    """(times [N, T] f32, first_online [N] bool) as numpy, for host-side analysis."""
+    return np.asarray(av.times), np.asarray(av.first_online)
+
+
+def online_time_fraction(av: Availability, horizon_s: float) -> float:
+    """Time-weighted fraction of node-seconds online over [0, horizon_s) (host side)."""
+    times, first = to_numpy(av)
+    t = np.minimum(times.astype(np.float64), horizon_s)
+    edges = np.concatenate([np.zeros((t.shape[0], 1)), t, np.full((t.shape[0], 1), horizon_s)], 1)
+    lengths = np.diff(edges, axis=1)  # piece j has state first ^ (j odd)
+    on = first[:, None] ^ (np.arange(lengths.shape[1]) % 2 == 1)[None, :]
+    return float((lengths * on).sum() / (horizon_s * t.shape[0]))
+
+
+def hourly_profile(av: Availability, horizon_s: float, step_s: float = 300.0) -> np.ndarray:
+    """[24] mean online fraction per hour of day of simulated time (t mod 86400), sampled every
+    `step_s` seconds over [0, horizon_s). Host side; uses `is_online` under jit."""
+    ts = np.arange(0.0, horizon_s, step_s)
+    sweep = jax.jit(jax.vmap(online_fraction, in_axes=(None, 0)))
+    frac = np.asarray(sweep(av, jnp.asarray(ts, jnp.float32)))
+    hour = ((ts % 86400.0) // 3600.0).astype(int)
+    return np.bincount(hour, frac, 24) / np.maximum(np.bincount(hour, minlength=24), 1)
