@@ -6,7 +6,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dl.algorithms.fedavg import NodeEnv
 from dl.algorithms.server_opt import ServerOptSpec
@@ -15,8 +14,12 @@ from dl.data.partition import NodeData, partition
 from dl.data.root import resolve_data_root
 from dl.errors import ConfigError
 from dl.models import init_params, make_model, model_bytes
+from dl.sim.energy_env import EnergyEnv, make_energy_env
 from dl.sim.profiles import DeviceProfiles, constant_profiles, flash_profiles
-from dl.sim.timing import comm_time_s, compute_time_s
+from dl.traces.availability import Availability, is_online, online_during
+from dl.traces.fedscale import build_fedscale
+from dl.traces.stunner import build_stunner
+from dl.traces.synthetic import always_on, bernoulli, diurnal
 from dl.train.local import LocalTrainSpec
 
 
@@ -31,6 +34,9 @@ class Built:
     profiles: DeviceProfiles
     env: NodeEnv
     train: LocalTrainSpec
+    availability: Availability
+    root: Any
+    energy: EnergyEnv
 
 
 def _spec(cls, d: dict, where: str):
@@ -50,11 +56,31 @@ def build_profiles(cfg: dict, n: int, root) -> DeviceProfiles:
     raise ConfigError(f"unknown trace.profiles.kind '{kind}' (choose from: constant, flash)")
 
 
-def build_availability(cfg: dict, n: int):
-    kind = cfg["trace"].get("availability", "always")
-    if kind == "always":
-        return (lambda t: jnp.ones((n,), bool)), (lambda t0, t1: jnp.ones((n,), bool))
-    raise ConfigError(f"unknown trace.availability '{kind}' (choose from: always)")
+AVAILABILITY = ("always", "stunner", "bernoulli", "diurnal", "fedscale")
+
+
+def build_availability(cfg: dict, n: int, root) -> Availability:
+    """Node availability over the whole run (config `trace.availability` + its options)."""
+    tr = cfg["trace"]
+    kind = tr.get("availability", "always")
+    horizon = float(cfg["sim"]["duration_s"]) + 86400.0  # sessions may end after the run
+    seed = int(cfg["seed"])
+    opts = dict(tr.get("availability_options") or {})
+    try:
+        if kind == "always":
+            return always_on(n)
+        if kind == "stunner":
+            return build_stunner(root, n=n, horizon_s=horizon, seed=seed, **opts)
+        if kind == "bernoulli":
+            return bernoulli(n, horizon, seed=seed, **opts)
+        if kind == "diurnal":
+            return diurnal(n, horizon, seed, **opts)
+        if kind == "fedscale":
+            return build_fedscale(n=n, horizon_s=horizon, seed=seed, **opts)
+    except TypeError as e:
+        raise ConfigError(f"bad trace.availability_options for '{kind}': {e}") from None
+    options = ", ".join(AVAILABILITY)
+    raise ConfigError(f"unknown trace.availability '{kind}' (choose from: {options})")
 
 
 def build(cfg: dict) -> Built:
@@ -85,17 +111,18 @@ def build(cfg: dict) -> Built:
     mbytes = model_bytes(params)
     train = _spec(LocalTrainSpec, task["train"], "task.train")
     profiles = build_profiles(cfg, n, root)
-    bits = mbytes * 8.0
-    t_client = compute_time_s(profiles.ms_per_sample, train.batch_size, train.local_steps)
-    t_client = t_client + comm_time_s(bits, bits, profiles.up_kbps, profiles.down_kbps)
-    online, online_until = build_availability(cfg, n)
+    energy = make_energy_env(
+        profiles, mbytes, train.batch_size, train.local_steps, cfg.get("energy") or {}
+    )
+    av = build_availability(cfg, n, root)
     env = NodeEnv(
         x=jnp.asarray(nodes.x),
         y=jnp.asarray(nodes.y),
         counts=jnp.asarray(nodes.counts),
-        t_client=jnp.asarray(np.asarray(t_client, np.float32)),
-        online=online,
-        online_until=online_until,
+        t_client=energy.t_client,
+        online=lambda t: is_online(av, t),
+        online_until=lambda t0, t1: online_during(av, t0, t1),
+        energy=energy,
     )
     return Built(
         ds,
@@ -107,6 +134,9 @@ def build(cfg: dict) -> Built:
         profiles,
         env,
         train,
+        av,
+        root,
+        energy,
     )
 
 

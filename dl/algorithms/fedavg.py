@@ -43,6 +43,7 @@ class FedAvgState:
     bytes_down: jnp.ndarray  # [] f32 bytes downloaded since the host last drained it
     train_loss: jnp.ndarray  # [] f32 mean local loss of the last round
     clients: jnp.ndarray  # [] i32 clients aggregated in the last round
+    energy: dict  # name -> [] f32 joules since the host last drained them
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,36 @@ class NodeEnv:
     t_client: Any  # [N] f32 seconds for one download + training session + upload
     online: Callable  # t [] -> [N] bool
     online_until: Callable  # (t0 [], t1 [N]) -> [N] bool, online during all of [t0, t1]
+    energy: Any = None  # optional EnergyEnv: per-node J for compute / radio (dl.sim.energy_env)
+
+
+ENERGY_KEYS = ("energy_compute_j", "energy_radio_j", "energy_wasted_j")
+
+
+def round_energy(acc: dict, e, sampled, ok, chosen, chosen_ok, duration) -> dict:
+    """Adds one round's joules: the K kept clients download, train and upload; stragglers that
+    were sampled but not kept download and train until the round ends, wasted."""
+    if e is None:
+        return acc
+    kept = jnp.isin(sampled, jnp.where(chosen_ok, chosen, -1)) & ok
+    strag = ok & ~kept
+    ran = jnp.clip(duration - e.t_down[sampled], 0.0, e.t_comp[sampled])
+    comp = e.power_w[sampled] * jnp.where(kept, e.t_comp[sampled], jnp.where(strag, ran, 0.0))
+    radio = jnp.where(ok, e.e_down_j[sampled], 0.0) + jnp.where(kept, e.e_up_j[sampled], 0.0)
+    wasted = jnp.where(strag, comp + e.e_down_j[sampled], 0.0)
+    return {
+        "energy_compute_j": acc["energy_compute_j"] + comp.sum(),
+        "energy_radio_j": acc["energy_radio_j"] + radio.sum(),
+        "energy_wasted_j": acc["energy_wasted_j"] + wasted.sum(),
+    }
 
 
 def init_fedavg(params, spec: FedAvgSpec) -> FedAvgState:
     tx = make_server_optimizer(spec.server_opt)
     z = jnp.zeros((), jnp.float32)
-    return FedAvgState(
-        params, tx.init(params), z, jnp.zeros((), jnp.int32), z, z, z, jnp.zeros((), jnp.int32)
-    )
+    energy = {k: z for k in ENERGY_KEYS}
+    i = jnp.zeros((), jnp.int32)
+    return FedAvgState(params, tx.init(params), z, i, z, z, z, i, energy)
 
 
 def make_fedavg_chunk(
@@ -116,6 +139,7 @@ def make_fedavg_chunk(
             bytes_down=state.bytes_down + mb * ok.sum(),
             train_loss=jnp.where(any_ok, (loss * w).sum() / wsum, state.train_loss),
             clients=n_ok.astype(jnp.int32),
+            energy=round_energy(state.energy, env.energy, sampled, ok, chosen, chosen_ok, duration),
         )
 
     @jax.jit

@@ -1,0 +1,1 @@
+"""The task overlay: dissemination of tasks by gossip and verifiable peer review."""

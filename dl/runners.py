@@ -1,0 +1,142 @@
+"""Adapters that give every algorithm the same face for the host loop: init, run a chunk up to a
+virtual time, read the server model, drain counters, report gauges."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from dl.algorithms.async_server import AsyncServerSpec
+from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
+from dl.build import Built, server_opt_spec
+from dl.errors import ConfigError
+from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
+from dl.sim.server import build_server
+
+ALGORITHMS = ("fedavg", "fedasync", "fedbuff")
+
+
+def _pick(d: dict, cls, where: str, skip=()) -> Any:
+    fields = set(cls.__dataclass_fields__)
+    extra = set(d) - fields - set(skip)
+    if extra:
+        raise ConfigError(f"unknown keys in {where}: {sorted(extra)}")
+    return {k: v for k, v in d.items() if k in fields and k not in skip}
+
+
+@dataclass
+class Runner:
+    init: Any
+    chunk: Any  # (state, key, t_stop) -> state
+    clock: Any  # state -> float
+    params: Any  # state -> server params
+    drain: Any  # state -> (state, {counter: float})
+    gauges: Any  # state -> dict
+
+
+def make_runner(cfg: dict, b: Built, strategy: str) -> Runner:
+    alg = dict(cfg["algorithm"])
+    name = alg.get("name")
+    if name not in ALGORITHMS:
+        options = ", ".join(ALGORITHMS)
+        raise ConfigError(f"unknown algorithm '{name}' (choose from: {options})")
+    if name == "fedavg":
+        return _fedavg_runner(cfg, alg, b, strategy)
+    return _async_runner(cfg, alg, b, strategy)
+
+
+def _fedavg_runner(cfg, alg, b: Built, strategy) -> Runner:
+    if cfg["server"].get("kind", "always") != "always":
+        raise ConfigError("algorithm=fedavg supports only server=always (use fedasync/fedbuff)")
+    if not cfg["sim"].get("train", True):
+        raise ConfigError("sim.train=false (system-only mode) needs algorithm=fedasync/fedbuff")
+    spec = FedAvgSpec(
+        **_pick(alg, FedAvgSpec, "algorithm (fedavg)", skip=("name", "server_opt")),
+        server_opt=server_opt_spec(alg),
+    )
+    chunk = make_fedavg_chunk(b.apply, b.train, spec, b.env, b.model_bytes, strategy)
+    max_rounds = cfg["sim"].get("max_rounds") or np.iinfo(np.int32).max
+
+    def run(st, key, t_stop):
+        left = max(0, max_rounds - int(st.round))
+        return chunk(st, key, jnp.float32(t_stop), jnp.int32(left))
+
+    def drain(st):
+        out = {"bytes_up": float(st.bytes_up), "bytes_down": float(st.bytes_down)}
+        out.update({k: float(v) for k, v in st.energy.items()})
+        z = jnp.zeros((), jnp.float32)
+        st = st.replace(bytes_up=z, bytes_down=z, energy={k: z for k in st.energy})
+        return st, out
+
+    def gauges(st):
+        return {
+            "round": int(st.round),
+            "train_loss": float(st.train_loss),
+            "clients_last_round": int(st.clients),
+        }
+
+    return Runner(
+        init_fedavg(b.params, spec),
+        run,
+        lambda st: float(st.clock),
+        lambda st: st.params,
+        drain,
+        gauges,
+    )
+
+
+def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
+    sim, srv = cfg["sim"], dict(cfg["server"])
+    eng_keys = ("quantum_s", "concurrency", "max_arrivals")
+    where = f"algorithm ({alg['name']})"
+    opts = _pick(alg, AsyncServerSpec, where, skip=("name",) + eng_keys)
+    spec = AsyncServerSpec(**(opts | {"kind": alg["name"]}))
+    eng = EngineSpec(
+        **{k: alg[k] for k in eng_keys if k in alg},
+        upload_policy=srv.get("upload_policy", "lost"),
+        train=bool(sim.get("train", True)),
+    )
+    e = b.energy
+    env = AsyncEnv(
+        x=b.env.x,
+        y=b.env.y,
+        counts=b.env.counts,
+        t_down=e.t_down,
+        t_comp=e.t_comp,
+        t_up=e.t_up,
+        power_w=e.power_w,
+        e_down_j=e.e_down_j,
+        e_up_j=e.e_up_j,
+        nodes=b.availability,
+        server=build_server(srv, float(sim["duration_s"]) + 86400.0, int(cfg["seed"])),
+    )
+    chunk = make_async_chunk(b.apply, b.train, spec, eng, env, b.model_bytes, strategy)
+    q = eng.quantum_s
+
+    def drain(st):
+        out = {k: float(v) for k, v in st.counters.items()}
+        return st.replace(counters={k: jnp.zeros_like(v) for k, v in st.counters.items()}), out
+
+    def gauges(st):
+        s = st.server
+        hist = np.asarray(s.hist)
+        mean_stale = float((hist * np.arange(len(hist))).sum() / max(1, hist.sum()))
+        return {
+            "round": int(s.version),
+            "updates_applied": int(s.applied),
+            "updates_stale": int(s.stale_dropped),
+            "nodes_training": int((st.slots.node >= 0).sum()),
+            "staleness_mean": mean_stale,
+            "staleness_hist": hist.tolist(),
+        }
+
+    n = int(b.env.counts.shape[0])
+    return Runner(
+        init_async(b.params, spec, eng, n),
+        lambda st, key, t: chunk(st, key, t),
+        lambda st: float(st.quantum) * q,
+        lambda st: st.server.params,
+        drain,
+        gauges,
+    )

@@ -1,0 +1,52 @@
+"""Per-node session times and joules, precomputed once from device profiles and the radio model.
+
+Training energy = power_w x t_comp (ALGORITHMS.md §5, t_comp from the FedScale time model §4.3);
+radio energy per model transfer from Huang et al. (MobiSys 2012) via `dl.energy`, one burst
+(tail + promotion) per transfer. Server energy is not part of these per-node figures.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax.numpy as jnp
+
+from dl.energy import PRESETS, kbps_to_mbps, radio_energy_j
+from dl.errors import ConfigError
+from dl.sim.profiles import DeviceProfiles
+from dl.sim.timing import comm_time_s, compute_time_s
+
+
+@dataclass(frozen=True)
+class EnergyEnv:
+    t_down: Any  # [N] f32 s to download one model
+    t_comp: Any  # [N] f32 s of one local-training session
+    t_up: Any  # [N] f32 s to upload one model
+    power_w: Any  # [N] f32 training power
+    e_down_j: Any  # [N] f32 radio J per download (incl. burst overhead)
+    e_up_j: Any  # [N] f32 radio J per upload (incl. burst overhead)
+
+    @property
+    def t_client(self):
+        return self.t_down + self.t_comp + self.t_up
+
+
+def make_energy_env(
+    profiles: DeviceProfiles, model_bytes: int, batch_size: int, local_steps: int, cfg: dict
+) -> EnergyEnv:
+    radio = cfg.get("radio", "wifi")
+    if radio not in PRESETS:
+        raise ConfigError(f"unknown energy.radio '{radio}' (choose from: {', '.join(PRESETS)})")
+    model = PRESETS[radio]
+    bits = jnp.float32(model_bytes * 8.0)
+    f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    up, down = f(profiles.up_kbps), f(profiles.down_kbps)
+    zero = jnp.zeros_like(up)
+    bursts = float(cfg.get("bursts_per_transfer", 1.0))
+    return EnergyEnv(
+        t_down=comm_time_s(zero, bits, up, down),
+        t_comp=f(compute_time_s(f(profiles.ms_per_sample), batch_size, local_steps)),
+        t_up=comm_time_s(bits, zero, up, down),
+        power_w=f(profiles.power_w) * float(cfg.get("power_scale", 1.0)),
+        e_down_j=radio_energy_j(model, zero, bits, kbps_to_mbps(up), kbps_to_mbps(down), bursts),
+        e_up_j=radio_energy_j(model, bits, zero, kbps_to_mbps(up), kbps_to_mbps(down), bursts),
+    )
