@@ -118,3 +118,11 @@ def test_every_task_config_composes():
     for name in sorted(p.stem for p in (Path(CONF_DIR) / "task").glob("*.yaml")):
         cfg = compose_cfg(f"task={name}")
         assert cfg["task"]["name"] == name
+
+
+def test_every_experiment_config_composes():
+    names = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+    assert names
+    for name in names:
+        cfg = compose_cfg(f"experiment={name}")
+        assert cfg["sim"]["duration_s"] > 0
