@@ -90,7 +90,7 @@ def rows(av: Availability, idx: jnp.ndarray) -> Availability:
     return Availability(times=av.times[idx], first_online=av.first_online[idx])
 
 
-def make_async_chunk(
+def make_async_parts(
     apply_fn,
     train: LocalTrainSpec,
     spec: AsyncServerSpec,
@@ -99,7 +99,13 @@ def make_async_chunk(
     model_bytes: int,
     strategy: str,
 ):
-    """Returns jitted `chunk(state, key, t_stop) -> state`: quanta until clock >= t_stop."""
+    """Returns `(arrivals, dispatch)`, the two halves of a quantum (see module docstring).
+
+    `arrivals(st, key, t0, t1) -> (st, info)` with info = dict(order [A] slot ids, node [A],
+    done [A] processed, reach [A] uploads that reached the server, models (pytree [A, ...] or
+    None)); `dispatch(st, key, t1, allowed [N] bool, before=None) -> (st, info)` with
+    info = dict(picked [C'], assign [C']); `before(st, picked, assign) -> st` runs between the
+    draw and the download (the hybrid's uploads of unsynced progress)."""
     spec.validate()
     n = int(env.counts.shape[0])
     c, a, q = eng.concurrency, min(eng.max_arrivals, eng.concurrency), eng.quantum_s
@@ -112,7 +118,7 @@ def make_async_chunk(
     mb = jnp.float32(model_bytes)
     t_client = env.t_down + env.t_comp + env.t_up
 
-    def arrivals(st: AsyncState, key, t0, t1) -> AsyncState:
+    def arrivals(st: AsyncState, key, t0, t1):
         sl, cnt = st.slots, dict(st.counters)
         due = (sl.node >= 0) & (sl.finish < t1)
         order = jnp.lexsort((sl.node, sl.finish))[:a]  # by due time, then node id
@@ -125,6 +131,7 @@ def make_async_chunk(
         reach = finished & up
         done = valid & ~retry
         server = st.server
+        models = None
         if eng.train:
             starts = jax.tree.map(lambda p: p[order], sl.params)
             keys = jax.vmap(lambda dq, i: jax.random.fold_in(jax.random.fold_in(key, dq), i))(
@@ -154,12 +161,17 @@ def make_async_chunk(
             finish=sl.finish.at[slot].set(jnp.inf, mode="drop").at[rslot].set(t1, mode="drop"),
         )
         busy = st.busy.at[jnp.where(done, node, n)].set(False, mode="drop")
-        return st.replace(server=server, slots=slots, busy=busy, counters=cnt)
+        info = dict(
+            order=order, node=node, done=done, reach=reach, finished=finished, models=models
+        )
+        return st.replace(server=server, slots=slots, busy=busy, counters=cnt), info
 
-    def dispatch(st: AsyncState, key, t1) -> AsyncState:
+    def dispatch(st: AsyncState, key, t1, allowed=None, before=None):
         sl, cnt = st.slots, dict(st.counters)
         free = sl.node < 0
         cand = is_online(env.nodes, t1) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
+        if allowed is not None:
+            cand = cand & allowed
         score = jnp.where(cand, jax.random.uniform(key, (n,)), -1.0)
         top, picked = jax.lax.top_k(score, c_eff)  # [C'] random online idle nodes
         free_idx = jnp.argsort(~free, stable=True)[:c_eff]  # free slots first
@@ -167,6 +179,9 @@ def make_async_chunk(
         slot = jnp.where(assign, free_idx, c)
         t_done = t1 + t_client[picked]
         off = next_transition(rows(env.nodes, picked), t1)
+        if before is not None:
+            st = before(st, picked, assign)
+            cnt = dict(st.counters)
         server = st.server
         params = jax.tree.map(
             lambda s, p: s.at[slot].set(jnp.broadcast_to(p, (c_eff,) + p.shape), mode="drop"),
@@ -186,13 +201,30 @@ def make_async_chunk(
         cnt["bytes_down"] += mb * assign.sum()
         cnt["energy_radio_j"] += jnp.where(assign, env.e_down_j[picked], 0.0).sum()
         cnt["dispatched"] += assign.sum().astype(jnp.float32)
-        return st.replace(slots=slots, busy=busy, counters=cnt)
+        info = dict(picked=picked, assign=assign, slot=slot)
+        return st.replace(slots=slots, busy=busy, counters=cnt), info
+
+    return arrivals, dispatch
+
+
+def make_async_chunk(
+    apply_fn,
+    train: LocalTrainSpec,
+    spec: AsyncServerSpec,
+    eng: EngineSpec,
+    env: AsyncEnv,
+    model_bytes: int,
+    strategy: str,
+):
+    """Returns jitted `chunk(state, key, t_stop) -> state`: quanta until clock >= t_stop."""
+    arrivals, dispatch = make_async_parts(apply_fn, train, spec, eng, env, model_bytes, strategy)
+    q = eng.quantum_s
 
     def quantum(st: AsyncState, key) -> AsyncState:
         t0 = st.quantum.astype(jnp.float32) * q
         t1 = (st.quantum + 1).astype(jnp.float32) * q
-        st = arrivals(st, jax.random.fold_in(key, 0), t0, t1)
-        st = dispatch(st, jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum), t1)
+        st, _ = arrivals(st, jax.random.fold_in(key, 0), t0, t1)
+        st, _ = dispatch(st, jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum), t1)
         return st.replace(quantum=st.quantum + 1)
 
     @jax.jit

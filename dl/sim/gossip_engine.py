@@ -1,0 +1,305 @@
+"""Gossip learning on the event-accurate clock (Hegedűs et al., DAIS 2019 / JPDC 2021).
+
+Every node holds a model and its age (SGD steps along its lineage). Every `period_s` (timers
+start at a random offset in [0, period)) an online node sends (model, age) to a peer from the
+peer sampler; a message reaches the receiver after `bits / min(up, down)` seconds and is lost if
+either side is offline at that point. An idle receiver merges the message (`gossip_merge`) and
+starts training on its own data; a training node keeps only the last model received and merges
+it when its training ends, then trains again (dasklearn `gossip/client.py`). A node that goes
+offline mid-training loses that session (energy still counts) and its queued model.
+
+Per quantum [t, t + q): (A) training sessions due before t + q finish in (time, node id) order
+up to a fixed capacity (the rest wait, `trainings_deferred`), and only those nodes are trained;
+(B) every node whose timer falls in the quantum sends, messages are ordered by (send time,
+sender id), and receivers act on them. `eligible` masks nodes that gossip (the hybrid excludes
+nodes busy with the server). With `train=False` no model math runs (system-only mode).
+Model subsampling (`sample_frac` < 1) sends a random coordinate subset per message and merges
+only those coordinates; bytes scale with the fraction.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
+from dl.errors import ConfigError
+from dl.sim.peers import make_peer_sampler
+from dl.traces.availability import Availability, is_online, next_transition, online_during
+from dl.train.local import LocalTrainSpec, make_batch_train
+
+COUNTERS = (
+    "bytes_up",
+    "bytes_down",
+    "energy_compute_j",
+    "energy_radio_j",
+    "energy_wasted_j",
+    "messages_sent",
+    "messages_lost",
+    "trainings",
+    "trainings_lost",
+    "trainings_deferred",
+)
+
+
+@dataclass(frozen=True)
+class GossipSpec:
+    period_s: float = 10.0  # gossip period (Delta_g)
+    quantum_s: float = 1.0
+    max_trainings: int = 64  # training sessions completed per quantum (capacity)
+    merge: MergeSpec = field(default_factory=MergeSpec)
+    sample_frac: float = 1.0  # model subsampling: fraction of coordinates per message
+    topology: str = "uniform"  # [uniform, kregular, kregular_dynamic]
+    degree: int = 20  # k for k-regular overlays
+    train: bool = True
+
+    def validate(self) -> None:
+        self.merge.validate()
+        if not 0 < self.quantum_s <= self.period_s:
+            raise ConfigError("need 0 < algorithm.quantum_s <= algorithm.period_s")
+        if not 0.0 < self.sample_frac <= 1.0:
+            raise ConfigError(f"algorithm.sample_frac must be in (0, 1], got {self.sample_frac}")
+        if self.max_trainings < 1:
+            raise ConfigError("algorithm.max_trainings must be >= 1")
+
+
+@dataclass(frozen=True)
+class GossipEnv:
+    x: Any  # [N, M, ...]
+    y: Any  # [N, M, ...]
+    counts: Any  # [N] i32
+    t_comp: Any  # [N] f32 s per training session
+    up_kbps: Any  # [N] f32
+    down_kbps: Any  # [N] f32
+    power_w: Any  # [N] f32
+    e_up_j: Any  # [N] f32 radio J per full-model upload
+    e_down_j: Any  # [N] f32 radio J per full-model download
+    nodes: Availability
+
+
+@struct.dataclass
+class GossipState:
+    params: Any  # pytree [N, ...] node models
+    age: jnp.ndarray  # [N] f32 SGD steps along each model's lineage
+    training: jnp.ndarray  # [N] bool a local-training session is running
+    train_start: jnp.ndarray  # [N] f32
+    train_end: jnp.ndarray  # [N] f32 due time: end of training or going offline
+    train_ok: jnp.ndarray  # [N] bool the node stays online until the session ends
+    train_q: jnp.ndarray  # [N] i32 quantum the session started (seeds its key)
+    inbox: Any  # pytree [N, ...] last model received while training
+    inbox_age: jnp.ndarray  # [N] f32
+    inbox_mask: Any  # pytree [N, ...] bool coordinates the inbox message carried (or None)
+    has_inbox: jnp.ndarray  # [N] bool
+    next_gossip: jnp.ndarray  # [N] f32 next send time
+    dirty: jnp.ndarray  # [N] bool merged or trained since last synced with a server
+    quantum: jnp.ndarray  # [] i32
+    counters: dict  # name -> [] f32, drained by the host
+
+
+def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
+    stack = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), params)
+    zf, zb = jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool)
+    mask = None
+    if spec.sample_frac < 1.0:
+        mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack)
+    return GossipState(
+        params=stack,
+        age=zf,
+        training=zb,
+        train_start=zf,
+        train_end=jnp.full((n,), jnp.inf, jnp.float32),
+        train_ok=zb,
+        train_q=jnp.zeros((n,), jnp.int32),
+        inbox=stack,
+        inbox_age=zf,
+        inbox_mask=mask,
+        has_inbox=zb,
+        next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
+        dirty=zb,
+        quantum=jnp.zeros((), jnp.int32),
+        counters={k: jnp.zeros((), jnp.float32) for k in COUNTERS},
+    )
+
+
+def _where_nodes(mask, a, b):
+    return jax.tree.map(
+        lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b
+    )
+
+
+def make_gossip_quantum(
+    apply_fn,
+    train: LocalTrainSpec,
+    spec: GossipSpec,
+    env: GossipEnv,
+    model_bytes: int,
+    strategy: str,
+):
+    """Returns `step(state, key, eligible [N] bool) -> state` for one quantum (not jitted)."""
+    spec.validate()
+    n = int(env.counts.shape[0])
+    a_cap = min(spec.max_trainings, n)
+    q = spec.quantum_s
+    batch_train = make_batch_train(apply_fn, train, strategy)
+    sampler = make_peer_sampler(spec.topology, n, spec.degree)
+    msg_bits = jnp.float32(model_bytes * 8.0 * spec.sample_frac)
+    steps = jnp.float32(train.local_steps)
+    ids = jnp.arange(n, dtype=jnp.int32)
+
+    def start_training(st: GossipState, start: jnp.ndarray, t1) -> GossipState:
+        t_done = t1 + env.t_comp
+        off = next_transition(env.nodes, t1)
+        return st.replace(
+            training=st.training | start,
+            train_start=jnp.where(start, t1, st.train_start),
+            train_end=jnp.where(start, jnp.minimum(t_done, off), st.train_end),
+            train_ok=jnp.where(start, off > t_done, st.train_ok),
+            train_q=jnp.where(start, st.quantum, st.train_q),
+        )
+
+    def merge_into(params, age, y, a_y, mask, take):
+        w = jnp.where(take, merge_weight(age, a_y, spec.merge), 0.0)
+        new_age = jnp.where(take, merged_age(age, a_y, w, spec.merge), age)
+        if not spec.train:
+            return params, new_age
+        return mix(params, y, w, mask), new_age
+
+    def completions(st: GossipState, key, t1) -> GossipState:
+        cnt = dict(st.counters)
+        due = st.training & (st.train_end < t1)
+        order = jnp.lexsort((ids, jnp.where(due, st.train_end, jnp.inf)))[:a_cap]
+        valid = due[order]
+        cnt["trainings_deferred"] += (due.sum() - valid.sum()).astype(jnp.float32)
+        ok = valid & st.train_ok[order]
+        params = st.params
+        if spec.train:
+            start = jax.tree.map(lambda p: p[order], params)
+            keys = jax.vmap(lambda sq, i: jax.random.fold_in(jax.random.fold_in(key, sq), i))(
+                st.train_q[order], order
+            )
+            new, _ = batch_train(start, env.x[order], env.y[order], env.counts[order], ok, keys)
+            slot = jnp.where(ok, order, n)
+            params = jax.tree.map(lambda p, v: p.at[slot].set(v, mode="drop"), params, new)
+        age = st.age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
+        done = jnp.zeros((n,), bool).at[jnp.where(valid, order, n)].set(True, mode="drop")
+        okn = jnp.zeros((n,), bool).at[jnp.where(ok, order, n)].set(True, mode="drop")
+        ran = jnp.where(done, st.train_end - st.train_start, 0.0)
+        e = env.power_w * ran
+        cnt["energy_compute_j"] += e.sum()
+        cnt["energy_wasted_j"] += jnp.where(done & ~okn, e, 0.0).sum()
+        cnt["trainings"] += ok.sum().astype(jnp.float32)
+        cnt["trainings_lost"] += (valid & ~ok).sum().astype(jnp.float32)
+        st = st.replace(params=params, age=age, training=st.training & ~done, counters=cnt)
+        # a finished node merges the last model it received, then trains again
+        again = okn & st.has_inbox
+        params, age = merge_into(st.params, st.age, st.inbox, st.inbox_age, st.inbox_mask, again)
+        st = st.replace(
+            params=params, age=age, has_inbox=st.has_inbox & ~done, dirty=st.dirty | okn
+        )
+        return start_training(st, again, t1)
+
+    def sends(st: GossipState, key, t0, t1, eligible, enabled) -> GossipState:
+        cnt = dict(st.counters)
+        ts = st.next_gossip
+        fire = ts < t1
+        online_ts = is_online(env.nodes, ts)
+        peer = sampler(jax.random.fold_in(key, 0), is_online(env.nodes, t0), st.quantum)
+        send = fire & online_ts & eligible & (peer >= 0) & enabled
+        r = jnp.where(send, peer, 0)
+        rate = jnp.minimum(env.up_kbps, env.down_kbps[r]) * 1024.0
+        arrive = ts + msg_bits / rate
+        ok = (
+            send
+            & online_during(env.nodes, ts, arrive)
+            & is_online(rows(env.nodes, r), arrive)
+            & eligible[r]
+        )
+        period = spec.period_s
+        nxt = jnp.where(fire, ts + period * jnp.ceil((t1 - ts) / period), ts)
+        full = spec.sample_frac
+        cnt["messages_sent"] += send.sum().astype(jnp.float32)
+        cnt["messages_lost"] += (send & ~ok).sum().astype(jnp.float32)
+        cnt["bytes_up"] += msg_bits / 8.0 * send.sum()
+        cnt["bytes_down"] += msg_bits / 8.0 * ok.sum()
+        e_up = jnp.where(send, env.e_up_j * full, 0.0)
+        e_down = jnp.where(ok, env.e_down_j[r] * full, 0.0)
+        cnt["energy_radio_j"] += e_up.sum() + e_down.sum()
+        cnt["energy_wasted_j"] += jnp.where(send & ~ok, e_up, 0.0).sum()
+        # messages in (send time, sender id) order; per receiver the first and the last
+        order = jnp.lexsort((ids, jnp.where(ok, ts, jnp.inf)))
+        pos = jnp.zeros((n,), jnp.int32).at[order].set(ids)
+        dest = jnp.where(ok, r, n)
+        first = jnp.full((n,), n, jnp.int32).at[dest].min(pos, mode="drop")
+        last = jnp.full((n,), -1, jnp.int32).at[dest].max(pos, mode="drop")
+        got = first < n
+        s_first = order[jnp.minimum(first, n - 1)]
+        s_last = order[jnp.maximum(last, 0)]
+        idle = ~st.training
+        take = got & idle
+        mask_first = mask_last = None
+        if spec.sample_frac < 1.0:
+            mkey = jax.random.fold_in(key, 1)
+            leaves, tdef = jax.tree.flatten(st.params)
+            ms = [
+                jax.random.bernoulli(jax.random.fold_in(mkey, i), full, x.shape)
+                for i, x in enumerate(leaves)
+            ]  # per-sender coordinate masks
+            msk = jax.tree.unflatten(tdef, ms)
+            mask_first = jax.tree.map(lambda m: m[s_first], msk)
+            mask_last = jax.tree.map(lambda m: m[s_last], msk)
+        sent = st.params
+        y_first = jax.tree.map(lambda p: p[s_first], sent)
+        params, age = merge_into(st.params, st.age, y_first, st.age[s_first], mask_first, take)
+        queue = got & (~idle | (last != first))
+        inbox = _where_nodes(queue, jax.tree.map(lambda p: p[s_last], sent), st.inbox)
+        inbox_mask = st.inbox_mask
+        if mask_last is not None:
+            inbox_mask = _where_nodes(queue, mask_last, st.inbox_mask)
+        st = st.replace(
+            params=params,
+            age=age,
+            inbox=inbox,
+            inbox_age=jnp.where(queue, st.age[s_last], st.inbox_age),
+            inbox_mask=inbox_mask,
+            has_inbox=st.has_inbox | queue,
+            next_gossip=nxt,
+            dirty=st.dirty | take,
+            counters=cnt,
+        )
+        return start_training(st, take, t1)
+
+    def step(st: GossipState, key, eligible, enabled=True) -> GossipState:
+        """One quantum; `enabled=False` (traced ok) finishes trainings but sends nothing."""
+        t0 = st.quantum.astype(jnp.float32) * q
+        t1 = (st.quantum + 1).astype(jnp.float32) * q
+        due = (st.training & (st.train_end < t1)).any()
+        st = jax.lax.cond(
+            due, lambda s: completions(s, jax.random.fold_in(key, 0), t1), lambda s: s, st
+        )
+        qkey = jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum)
+        st = sends(st, qkey, t0, t1, eligible, enabled)
+        return st.replace(quantum=st.quantum + 1)
+
+    return step
+
+
+def rows(av: Availability, idx):
+    return Availability(times=av.times[idx], first_online=av.first_online[idx])
+
+
+def make_gossip_chunk(apply_fn, train, spec: GossipSpec, env: GossipEnv, model_bytes, strategy):
+    """Jitted `chunk(state, key, t_stop) -> state` for pure gossip learning."""
+    step = make_gossip_quantum(apply_fn, train, spec, env, model_bytes, strategy)
+    everyone = jnp.ones(env.counts.shape, bool)
+    q = spec.quantum_s
+
+    @jax.jit
+    def chunk(state, key, t_stop):
+        def cond(st):
+            return st.quantum.astype(jnp.float32) * q < t_stop
+
+        return jax.lax.while_loop(cond, lambda st: step(st, key, everyone), state)
+
+    return chunk
