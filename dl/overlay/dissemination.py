@@ -38,6 +38,7 @@ from flax import struct
 from jax import Array
 
 from dl.errors import ConfigError
+from dl.overlay.counting import count_cols
 from dl.overlay.partners import delivered, uniform_partners
 
 MODES = ("push", "pull", "push_pull", "rumor")
@@ -103,6 +104,51 @@ def _replies(to: Array, n: int) -> Array:
     return jnp.zeros((n,), jnp.int32).at[to].add(1, mode="drop")
 
 
+def _exchange(
+    mode: str,
+    knows: Array,
+    hot: Array,
+    counter: Array,
+    partner: Array,
+    online: Array,
+    k: Array | int,
+    consecutive: bool | Array,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """One mode's exchange: (knows, hot, counter, sent [N], carried [T]) after it."""
+    n = knows.shape[0]
+    live = online & (partner >= 0)  # [N] initiates a contact
+    ok = delivered(partner, online)  # [N] ... and the partner is online
+    to = jnp.where(ok, partner, n)  # [N] scatter target, n = lost
+    okc = ok[:, None]
+    theirs = knows[jnp.maximum(partner, 0)]  # [N, T] the partner's knowledge (gather)
+
+    if mode == "push":
+        send = live & knows.any(axis=1)
+        got = _scatter_or(knows & okc, to)
+        return knows | got, hot, counter, send.astype(jnp.int32), count_cols(knows & send[:, None])
+    if mode in ("pull", "push_pull"):
+        pulled = theirs & okc  # the partner's reply
+        got, carried = pulled, count_cols(pulled & ~knows)
+        if mode == "push_pull":
+            mine = knows & okc
+            got = got | _scatter_or(mine, to)
+            carried = carried + count_cols(mine & ~pulled)
+        sent = live.astype(jnp.int32) + _replies(to, n)
+        return knows | got, hot, counter, sent, carried
+    # rumor: push hot tasks; feedback when the partner already knew
+    hot_in = hot
+    send = live & hot.any(axis=1)
+    payload = hot & okc
+    got = _scatter_or(payload, to)
+    useless = payload & theirs
+    counter = counter + useless.astype(jnp.int8)
+    counter = jnp.where(payload & ~theirs & consecutive, jnp.int8(0), counter)  # reset
+    # nodes that do not know a task always have counter 0 there, so new rumors start at 0
+    hot = (hot & (counter < k)) | (got & ~knows)
+    carried = count_cols(hot_in & send[:, None])  # lost pushes were sent too
+    return knows | got, hot, counter, send.astype(jnp.int32), carried
+
+
 @partial(jax.jit, static_argnames=("mode",))
 def gossip_round(
     state: Knowledge,
@@ -111,7 +157,7 @@ def gossip_round(
     now: Array | float,
     k: Array | int = 3,
     *,
-    mode: str = "push_pull",
+    mode: str | tuple[str, ...] = "push_pull",
     partner: Array | None = None,
     consecutive: bool | Array = True,
 ) -> Knowledge:
@@ -124,71 +170,47 @@ def gossip_round(
       now: round index or virtual time stamped into `informed_at` (pass a float: an int
         traces a second version).
       k: rumor-mongering counter (`rumor` mode), traced, so changing it does not recompile.
-      mode: one of `push`, `pull`, `push_pull`, `rumor` (static).
-      partner: `[N] int32` partner per node (`-1`: none), from any topology or peer sampler;
-        None draws a uniform online partner (complete graph).
+      mode: one of `push`, `pull`, `push_pull`, `rumor` (static), or a tuple of them run one
+        after the other in the same round, each with its own partner draw (the second sees
+        what the first taught), sharing one `informed_at` update: ("rumor", "push_pull") is
+        cheaper than two calls.
+      partner: `[N] int32` partner per node (`-1`: none), from any topology or peer sampler,
+        used by every mode; None draws a uniform online partner (complete graph).
       consecutive: `rumor` only (traced). True: the counter counts *consecutive* useless
         pushes (a useful push resets it), which reproduces Demers et al.'s Table 1
         (residue 0.176 / 0.037 / 0.011 for k = 1 / 2 / 3 at N = 1000); False: it counts all
         useless pushes (k = 2, 3 then leave 0.048 / 0.016).
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown overlay gossip mode '{mode}' (choose from: {', '.join(MODES)})")
-    n = state.num_nodes
-    if partner is None:
-        partner = uniform_partners(key, online)
-    partner = partner.astype(jnp.int32)
-    live = online & (partner >= 0)  # [N] initiates a contact
-    ok = delivered(partner, online)  # [N] ... and the partner is online
-    to = jnp.where(ok, partner, n)  # [N] scatter target, n = lost
+    modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    for m in modes:
+        if m not in MODES:
+            raise ConfigError(
+                f"unknown overlay gossip mode '{m}' (choose from: {', '.join(MODES)})"
+            )
+    keys = [key] if len(modes) == 1 else list(jax.random.split(key, len(modes)))
     knows, hot, counter = state.knows, state.hot, state.counter
-    okc = ok[:, None]
-
-    if mode == "push":
-        send = live & knows.any(axis=1)
-        got = _scatter_or(knows & okc, to)
-        sent = send.astype(jnp.int32)
-        carried = (knows & send[:, None]).sum(axis=0, dtype=jnp.int32)
-    elif mode in ("pull", "push_pull"):
-        theirs = knows[jnp.maximum(partner, 0)] & okc  # [N, T] the partner's reply
-        got = theirs
-        carried = (theirs & ~knows).sum(axis=0, dtype=jnp.int32)
-        if mode == "push_pull":
-            mine = knows & okc
-            got = got | _scatter_or(mine, to)
-            carried = carried + (mine & ~theirs).sum(axis=0, dtype=jnp.int32)
-        sent = live.astype(jnp.int32) + _replies(to, n)
-    else:  # rumor
-        send = live & hot.any(axis=1)
-        payload = hot & okc
-        got = _scatter_or(payload, to)
-        theirs = knows[jnp.maximum(partner, 0)]
-        useless = payload & theirs  # feedback: the partner already knew
-        counter = counter + useless.astype(jnp.int8)
-        reset = payload & ~theirs & consecutive  # a useful push resets the count
-        counter = jnp.where(reset, jnp.int8(0), counter)
-        hot = hot & (counter < k)
-        sent = send.astype(jnp.int32)
-        carried = (state.hot & send[:, None]).sum(axis=0, dtype=jnp.int32)
-
-    newly = got & ~knows
-    if mode == "rumor":
-        hot = hot | newly
-        counter = jnp.where(newly, jnp.int8(0), counter)
+    sent, carried = state.sent, state.carried
+    for m, key_m in zip(modes, keys, strict=True):
+        p = uniform_partners(key_m, online) if partner is None else partner.astype(jnp.int32)
+        knows, hot, counter, sent_m, carried_m = _exchange(
+            m, knows, hot, counter, p, online, k, consecutive
+        )
+        sent, carried = sent + sent_m, carried + carried_m
+    newly = knows & ~state.knows
     now = jnp.asarray(now, jnp.float32)
     return state.replace(
-        knows=knows | got,
+        knows=knows,
         hot=hot,
         counter=counter,
         informed_at=jnp.where(newly, now, state.informed_at),
-        sent=state.sent + sent,
-        carried=state.carried + carried,
+        sent=sent,
+        carried=carried,
     )
 
 
 def coverage(state: Knowledge) -> Array:
     """`[T] f32`: fraction of nodes that know each task."""
-    return state.knows.mean(axis=0, dtype=jnp.float32)
+    return count_cols(state.knows).astype(jnp.float32) / state.num_nodes
 
 
 def residue(state: Knowledge) -> Array:

@@ -17,7 +17,6 @@ server's true state at the quantum start (an ideal heartbeat; no hysteresis).
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 import jax
 import jax.numpy as jnp
