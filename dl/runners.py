@@ -4,17 +4,21 @@ virtual time, read the server model, drain counters, report gauges."""
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dl.algorithms.async_server import AsyncServerSpec
 from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
+from dl.algorithms.gossip_merge import MergeSpec
 from dl.build import Built, server_opt_spec
 from dl.errors import ConfigError
 from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
+from dl.sim.dwa_engine import DWASpec, init_dwa, make_dwa_chunk
+from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
 from dl.sim.server import build_server
 
-ALGORITHMS = ("fedavg", "fedasync", "fedbuff")
+ALGORITHMS = ("fedavg", "fedasync", "fedbuff", "gossip", "dwa")
 
 
 def _pick(d: dict, cls, where: str, skip=()) -> Any:
@@ -33,6 +37,7 @@ class Runner:
     params: Any  # state -> server params
     drain: Any  # state -> (state, {counter: float})
     gauges: Any  # state -> dict
+    node_params: Any = None  # state -> pytree [N, ...] node models (gossip, dwa)
 
 
 def make_runner(cfg: dict, b: Built, strategy: str) -> Runner:
@@ -43,6 +48,8 @@ def make_runner(cfg: dict, b: Built, strategy: str) -> Runner:
         raise ConfigError(f"unknown algorithm '{name}' (choose from: {options})")
     if name == "fedavg":
         return _fedavg_runner(cfg, alg, b, strategy)
+    if name in ("gossip", "dwa"):
+        return _gossip_runner(cfg, alg, b, strategy)
     return _async_runner(cfg, alg, b, strategy)
 
 
@@ -86,14 +93,16 @@ def _fedavg_runner(cfg, alg, b: Built, strategy) -> Runner:
     )
 
 
-def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
+ENG_KEYS = ("quantum_s", "concurrency", "max_arrivals")
+
+
+def _async_parts(cfg, alg: dict, b: Built, kind: str, skip=()):
     sim, srv = cfg["sim"], dict(cfg["server"])
-    eng_keys = ("quantum_s", "concurrency", "max_arrivals")
     where = f"algorithm ({alg['name']})"
-    opts = _pick(alg, AsyncServerSpec, where, skip=("name",) + eng_keys)
-    spec = AsyncServerSpec(**(opts | {"kind": alg["name"]}))
+    opts = _pick(alg, AsyncServerSpec, where, skip=("name",) + ENG_KEYS + tuple(skip))
+    spec = AsyncServerSpec(**(opts | {"kind": kind}))
     eng = EngineSpec(
-        **{k: alg[k] for k in eng_keys if k in alg},
+        **{k: alg[k] for k in ENG_KEYS if k in alg},
         upload_policy=srv.get("upload_policy", "lost"),
         train=bool(sim.get("train", True)),
     )
@@ -111,12 +120,15 @@ def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
         nodes=b.availability,
         server=build_server(srv, float(sim["duration_s"]) + 86400.0, int(cfg["seed"])),
     )
+    return spec, eng, env
+
+
+def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
+    spec, eng, env = _async_parts(cfg, alg, b, alg["name"])
     chunk = make_async_chunk(b.apply, b.train, spec, eng, env, b.model_bytes, strategy)
     q = eng.quantum_s
 
-    def drain(st):
-        out = {k: float(v) for k, v in st.counters.items()}
-        return st.replace(counters={k: jnp.zeros_like(v) for k, v in st.counters.items()}), out
+    drain = _drain_counters
 
     def gauges(st):
         s = st.server
@@ -140,3 +152,112 @@ def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
         drain,
         gauges,
     )
+
+
+GOSSIP_KEYS = ("period_s", "max_trainings", "sample_frac", "topology", "degree")
+MERGE_KEYS = ("merge", "merge_limit", "age_rule")
+DWA_KEYS = ("nu", "lam_max", "age_cap_steps", "server_kind")
+
+
+def _gossip_parts(cfg, alg: dict, b: Built):
+    sim = cfg["sim"]
+    merge = MergeSpec(
+        rule=alg.get("merge", "age"),
+        limit=float(alg.get("merge_limit", 1.0)),
+        age_rule=alg.get("age_rule", "max"),
+    )
+    spec = GossipSpec(
+        **{k: alg[k] for k in GOSSIP_KEYS if k in alg},
+        quantum_s=float(alg.get("quantum_s", 1.0)),
+        merge=merge,
+        train=bool(sim.get("train", True)),
+    )
+    e, p = b.energy, b.profiles
+    env = GossipEnv(
+        x=b.env.x,
+        y=b.env.y,
+        counts=b.env.counts,
+        t_comp=e.t_comp,
+        up_kbps=jnp.asarray(p.up_kbps, jnp.float32),
+        down_kbps=jnp.asarray(p.down_kbps, jnp.float32),
+        power_w=e.power_w,
+        e_up_j=e.e_up_j,
+        e_down_j=e.e_down_j,
+        nodes=b.availability,
+    )
+    return spec, env
+
+
+def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
+    name = alg["name"]
+    n = int(b.env.counts.shape[0])
+    gkey = jax.random.fold_in(jax.random.key(cfg["seed"]), 12345)
+    if name == "gossip":
+        extra = set(alg) - {"name", "quantum_s"} - set(GOSSIP_KEYS) - set(MERGE_KEYS)
+        if extra:
+            raise ConfigError(f"unknown keys in algorithm (gossip): {sorted(extra)}")
+        spec, env = _gossip_parts(cfg, alg, b)
+        chunk = make_gossip_chunk(b.apply, b.train, spec, env, b.model_bytes, strategy)
+        q = spec.quantum_s
+        init = init_gossip(b.params, n, spec, gkey)
+
+        def gauges(st):
+            return {
+                "round": int(st.quantum),
+                "age_mean": float(st.age.mean()),
+                "age_max": float(st.age.max()),
+                "nodes_training": int(st.training.sum()),
+            }
+
+        return Runner(
+            init,
+            chunk,
+            lambda st: float(st.quantum) * q,
+            lambda st: None,
+            _drain_counters,
+            gauges,
+            node_params=lambda st: st.params,
+        )
+    skip = GOSSIP_KEYS + MERGE_KEYS + DWA_KEYS
+    aspec, eng, aenv = _async_parts(cfg, alg, b, alg.get("server_kind", "fedasync"), skip=skip)
+    gspec, genv = _gossip_parts(cfg, alg, b)
+    dspec = DWASpec(**{k: alg[k] for k in ("nu", "lam_max", "age_cap_steps") if k in alg})
+    chunk = make_dwa_chunk(
+        b.apply, b.train, aspec, eng, gspec, dspec, aenv, genv, b.model_bytes, strategy
+    )
+    init = init_dwa(init_async(b.params, aspec, eng, n), init_gossip(b.params, n, gspec, gkey))
+    q = eng.quantum_s
+
+    def drain(d):
+        fl, a = _drain_counters(d.fl)
+        g, c = _drain_counters(d.g)
+        for k, v in c.items():
+            a[k] = a.get(k, 0.0) + v
+        return d.replace(fl=fl, g=g), a
+
+    def gauges(d):
+        s = d.fl.server
+        return {
+            "round": int(s.version),
+            "updates_applied": int(s.applied),
+            "updates_stale": int(s.stale_dropped),
+            "server_age": float(d.server_age),
+            "age_mean": float(d.g.age.mean()),
+            "age_max": float(d.g.age.max()),
+            "nodes_training": int((d.fl.slots.node >= 0).sum() + d.g.training.sum()),
+        }
+
+    return Runner(
+        init,
+        chunk,
+        lambda d: float(d.fl.quantum) * q,
+        lambda d: d.fl.server.params,
+        drain,
+        gauges,
+        node_params=lambda d: d.g.params,
+    )
+
+
+def _drain_counters(st):
+    out = {k: float(v) for k, v in st.counters.items()}
+    return st.replace(counters={k: jnp.zeros_like(v) for k, v in st.counters.items()}), out

@@ -14,7 +14,7 @@ from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
 from dl.traces.availability import online_fraction
-from dl.train.evaluate import make_evaluate
+from dl.train.evaluate import make_evaluate, make_node_eval
 from dl.train.mapping import resolve_strategy
 
 
@@ -44,17 +44,30 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     totals: dict[str, float] = {"bytes_up": 0.0, "bytes_down": 0.0, "energy_j": 0.0}
     t0 = time.perf_counter()
 
+    node_eval = None
+    if runner.node_params is not None and train:
+        node_eval = make_node_eval(evaluate, n, int(sim.get("eval_nodes", 10)), cfg["seed"])
+
     def record() -> dict:
         clock = runner.clock(state)
         row = {"virtual_time_s": clock}
         if train:
-            acc, loss = evaluate(runner.params(state))
-            if not np.isfinite(float(loss)):
+            server = runner.params(state)
+            if node_eval is not None:
+                row |= node_eval(runner.node_params(state))
+            if server is not None:
+                acc, loss = evaluate(server)
+                row |= {"test_accuracy": float(acc), "test_loss": float(loss)}
+            else:
+                row |= {
+                    "test_accuracy": row["node_accuracy_mean"],
+                    "test_loss": row["node_loss_mean"],
+                }
+            if not np.isfinite(row["test_loss"]):
                 raise DLError(
-                    f"test loss became {float(loss)} at virtual time {clock:.0f} s "
+                    f"test loss became {row['test_loss']} at virtual time {clock:.0f} s "
                     "(diverged; lower task.train.lr)"
                 )
-            row |= {"test_accuracy": float(acc), "test_loss": float(loss)}
         row |= runner.gauges(state)
         row |= dict(totals)
         row |= {

@@ -126,3 +126,39 @@ def test_every_experiment_config_composes():
     for name in names:
         cfg = compose_cfg(f"experiment={name}")
         assert cfg["sim"]["duration_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "alg,extra",
+    [
+        ("fedasync", ["trace=bernoulli"]),
+        ("fedbuff", ["trace=diurnal", "server=periodic", "server.period_s=600"]),
+        ("gossip", ["trace=bernoulli", "algorithm.topology=kregular", "algorithm.degree=5"]),
+        ("dwa", ["trace=bernoulli", "server=outage_mid"]),
+    ],
+)
+def test_every_algorithm_runs_end_to_end(tmp_path, alg, extra):
+    cfg = compose_cfg(
+        f"algorithm={alg}", "sim.duration_s=240", "sim.eval_every_s=120", "sim.num_nodes=30", *extra
+    )
+    summary = simulate(cfg, tmp_path / alg)
+    rows = [json.loads(x) for x in (tmp_path / alg / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and rows[-1]["virtual_time_s"] == 240.0
+    assert rows[-1]["test_accuracy"] > rows[0]["test_accuracy"] + 0.2
+    assert rows[-1]["energy_j"] > 0 and rows[-1]["bytes_up"] > 0
+    assert 0.0 < rows[-1]["online_fraction"] < 1.0
+    assert summary["test_accuracy"] == rows[-1]["test_accuracy"]
+
+
+def test_system_only_mode_runs_without_training(tmp_path):
+    cfg = compose_cfg(
+        "algorithm=fedbuff",
+        "trace=bernoulli",
+        "sim.train=false",
+        "sim.duration_s=600",
+        "sim.eval_every_s=300",
+        "sim.num_nodes=50",
+    )
+    simulate(cfg, tmp_path / "sys")
+    rows = [json.loads(x) for x in (tmp_path / "sys" / "metrics.jsonl").read_text().splitlines()]
+    assert "test_accuracy" not in rows[-1] and rows[-1]["updates_applied"] > 0

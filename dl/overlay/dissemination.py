@@ -19,7 +19,8 @@ exchange of a round reads the knowledge of the *start* of the round.
   counter (k counts consecutive useless contacts; the default), and not by a cumulative
   counter (see `gossip_round`).
 
-Conventions (all counted per round, in `Knowledge.sent` / `Knowledge.carried`):
+Conventions (counted per node, cumulative: `Knowledge.sent` messages, `Knowledge.carried`
+task records inside them, so bytes per node = sent * header + carried * record size):
 - Offline nodes neither send nor receive. A message to an offline partner is sent (counted)
   and lost; a pull request to an offline partner gets no reply; a lost rumor push gives the
   sender no feedback (its counter does not move).
@@ -38,7 +39,7 @@ from flax import struct
 from jax import Array
 
 from dl.errors import ConfigError
-from dl.overlay.counting import count_cols
+from dl.overlay.counting import count_cols, count_rows
 from dl.overlay.partners import delivered, uniform_partners
 
 MODES = ("push", "pull", "push_pull", "rumor")
@@ -53,7 +54,7 @@ class Knowledge:
     counter: Array  # [N, T] int8   useless pushes of the task while hot (feedback counter)
     informed_at: Array  # [N, T] f32    `now` of the round the node learned the task; inf if not
     sent: Array  # [N] i32      messages sent by the node, cumulative
-    carried: Array  # [T] i32      messages that carried the task, cumulative
+    carried: Array  # [N] i32      task records sent by the node, cumulative
 
     @property
     def num_nodes(self) -> int:
@@ -75,7 +76,7 @@ def init_knowledge(num_nodes: int, num_tasks: int) -> Knowledge:
         counter=jnp.zeros(shape, jnp.int8),
         informed_at=jnp.full(shape, jnp.inf, jnp.float32),
         sent=jnp.zeros((num_nodes,), jnp.int32),
-        carried=jnp.zeros((num_tasks,), jnp.int32),
+        carried=jnp.zeros((num_nodes,), jnp.int32),
     )
 
 
@@ -94,9 +95,9 @@ def publish(state: Knowledge, origin: Array, now: Array | float) -> Knowledge:
     )
 
 
-def _scatter_or(payload: Array, to: Array) -> Array:
-    """`out[j] = OR of payload[i] over i with to[i] == j` (`to[i] == N`: dropped)."""
-    return jnp.zeros_like(payload).at[to].max(payload, mode="drop")
+def _or_into(base: Array, payload: Array, to: Array) -> Array:
+    """`base[j] | OR of payload[i] over i with to[i] == j` (`to[i] == N`: dropped)."""
+    return base.at[to].max(payload, mode="drop")
 
 
 def _replies(to: Array, n: int) -> Array:
@@ -114,7 +115,7 @@ def _exchange(
     k: Array | int,
     consecutive: bool | Array,
 ) -> tuple[Array, Array, Array, Array, Array]:
-    """One mode's exchange: (knows, hot, counter, sent [N], carried [T]) after it."""
+    """One mode's exchange: (knows, hot, counter, sent [N], carried [N]) after it."""
     n = knows.shape[0]
     live = online & (partner >= 0)  # [N] initiates a contact
     ok = delivered(partner, online)  # [N] ... and the partner is online
@@ -124,29 +125,35 @@ def _exchange(
 
     if mode == "push":
         send = live & knows.any(axis=1)
-        got = _scatter_or(knows & okc, to)
-        return knows | got, hot, counter, send.astype(jnp.int32), count_cols(knows & send[:, None])
+        return (
+            _or_into(knows, knows & okc, to),
+            hot,
+            counter,
+            send.astype(jnp.int32),
+            count_rows(knows & send[:, None]),
+        )
     if mode in ("pull", "push_pull"):
         pulled = theirs & okc  # the partner's reply
-        got, carried = pulled, count_cols(pulled & ~knows)
+        new = knows | pulled
+        replied = count_rows(pulled & ~knows)  # records in i's reply, sent by its partner
+        carried = jnp.zeros((n,), jnp.int32).at[to].add(replied, mode="drop")
         if mode == "push_pull":
             mine = knows & okc
-            got = got | _scatter_or(mine, to)
-            carried = carried + count_cols(mine & ~pulled)
+            new = _or_into(new, mine, to)
+            carried = carried + count_rows(mine & ~pulled)
         sent = live.astype(jnp.int32) + _replies(to, n)
-        return knows | got, hot, counter, sent, carried
+        return new, hot, counter, sent, carried
     # rumor: push hot tasks; feedback when the partner already knew
-    hot_in = hot
     send = live & hot.any(axis=1)
     payload = hot & okc
-    got = _scatter_or(payload, to)
+    new = _or_into(knows, payload, to)
     useless = payload & theirs
     counter = counter + useless.astype(jnp.int8)
     counter = jnp.where(payload & ~theirs & consecutive, jnp.int8(0), counter)  # reset
     # nodes that do not know a task always have counter 0 there, so new rumors start at 0
-    hot = (hot & (counter < k)) | (got & ~knows)
-    carried = count_cols(hot_in & send[:, None])  # lost pushes were sent too
-    return knows | got, hot, counter, send.astype(jnp.int32), carried
+    carried = count_rows(hot & send[:, None])  # lost pushes were sent too
+    hot = (hot & (counter < k)) | (new & ~knows)
+    return new, hot, counter, send.astype(jnp.int32), carried
 
 
 @partial(jax.jit, static_argnames=("mode",))
@@ -219,8 +226,8 @@ def residue(state: Knowledge) -> Array:
 
 
 def traffic(state: Knowledge) -> Array:
-    """`[T] f32`: messages that carried each task, per node (Demers's m)."""
-    return state.carried.astype(jnp.float32) / state.num_nodes
+    """`[] f32`: task records sent per node and task (Demers's m when there is one task)."""
+    return state.carried.sum(dtype=jnp.float32) / (state.num_nodes * state.num_tasks)
 
 
 def all_informed_at(state: Knowledge) -> Array:

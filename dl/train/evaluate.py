@@ -40,3 +40,34 @@ def make_evaluate(apply_fn: Callable, x_test: np.ndarray, y_test: np.ndarray, ba
         return corrects.sum() / denom, losses.sum() / denom
 
     return evaluate
+
+
+def make_node_eval(evaluate, n: int, k: int, seed: int):
+    """Per-node evaluation: test accuracy/loss of a fixed random sample of k node models (mean
+    and quantiles) and the consensus distance mean_i ||x_i - mean(x)||^2 over all N nodes."""
+    k = max(1, min(k, n))
+    idx = jnp.asarray(np.random.default_rng([seed, 99]).permutation(n)[:k])
+
+    @jax.jit
+    def run(stacked):
+        sample = jax.tree.map(lambda p: p[idx], stacked)
+        acc, loss = jax.lax.map(evaluate, sample)
+        mean = jax.tree.map(lambda p: p.mean(0), stacked)
+        sq = jax.tree.map(lambda p, m: ((p - m) ** 2).reshape(n, -1).sum(1), stacked, mean)
+        return acc, loss, sum(jax.tree.leaves(sq)).mean()
+
+    def node_eval(stacked) -> dict:
+        acc, loss, dist = run(stacked)
+        acc, loss = np.asarray(acc), np.asarray(loss)
+        q10, q50, q90 = np.quantile(acc, [0.1, 0.5, 0.9])
+        return {
+            "node_accuracy_mean": float(acc.mean()),
+            "node_accuracy_p10": float(q10),
+            "node_accuracy_p50": float(q50),
+            "node_accuracy_p90": float(q90),
+            "node_accuracy_max": float(acc.max()),
+            "node_loss_mean": float(loss.mean()),
+            "consensus_distance": float(dist),
+        }
+
+    return node_eval
