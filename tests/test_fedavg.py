@@ -108,3 +108,21 @@ def test_fedavg_is_deterministic_in_key():
     a, _ = run_one_round(spec, env, jax.random.key(5))
     b, _ = run_one_round(spec, env, jax.random.key(5))
     chex.assert_trees_all_equal(a, b)
+
+
+def test_upload_compression_averages_each_coordinate_over_its_senders():
+    spec = FedAvgSpec(clients_per_round=2, overcommit=3.0, upload_frac=0.5)
+    env = make_env(T_CLIENT)
+    state, _ = run_one_round(spec, env)
+    assert float(state.bytes_up) == 2 * 1000 * 0.5
+    # every coordinate is either untouched, one client's model, or the two clients' average
+    full, _ = run_one_round(FedAvgSpec(clients_per_round=2, overcommit=3.0), env)
+    node_train = make_node_train(linear_apply, TRAIN)
+    rkey = jax.random.fold_in(jax.random.key(0), 0)
+    keys = node_keys(jax.random.fold_in(rkey, 1), jnp.int32(0), jnp.asarray([1, 3]))
+    m1 = node_train(PARAMS, env.x[1], env.y[1], env.counts[1], keys[0])[0]
+    m3 = node_train(PARAMS, env.x[3], env.y[3], env.counts[3], keys[1])[0]
+    for leaf in ("w", "b"):
+        got = np.asarray(state.params[leaf]).ravel()
+        options = np.stack([np.asarray(a[leaf]).ravel() for a in (PARAMS, m1, m3, full.params)])
+        assert np.all(np.isclose(got[None], options, rtol=1e-5, atol=1e-6).any(0))

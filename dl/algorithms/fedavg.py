@@ -30,6 +30,7 @@ class FedAvgSpec:
     clients_per_round: int = 10  # K
     overcommit: float = 1.3  # sample ceil(overcommit * K) online clients
     idle_wait_s: float = 60.0  # clock step when no client can be scheduled
+    upload_frac: float = 1.0  # upload compression: random fraction of delta coordinates sent
     server_opt: ServerOptSpec = ServerOptSpec()
 
 
@@ -96,6 +97,8 @@ def make_fedavg_chunk(
     k = spec.clients_per_round
     if not 1 <= k <= n:
         raise ConfigError(f"algorithm.clients_per_round must be in [1, {n}] (num_nodes), got {k}")
+    if not 0.0 < spec.upload_frac <= 1.0:
+        raise ConfigError(f"algorithm.upload_frac must be in (0, 1], got {spec.upload_frac}")
     if spec.overcommit < 1.0:
         raise ConfigError(f"algorithm.overcommit must be >= 1, got {spec.overcommit}")
     s = min(n, math.ceil(spec.overcommit * k - 1e-9))
@@ -123,8 +126,32 @@ def make_fedavg_chunk(
         new, loss = batch_train(start, env.x[chosen], env.y[chosen], counts, chosen_ok, keys)
         w = jnp.where(chosen_ok, counts, 0).astype(jnp.float32)
         wsum = jnp.maximum(w.sum(), 1.0)
-        avg = jax.tree.map(lambda p: jnp.tensordot(w, p, axes=1) / wsum, new)
-        pseudo_grad = jax.tree.map(lambda p, a: p - a, state.params, avg)
+        if spec.upload_frac < 1.0:
+            # each client uploads a random coordinate subset of its delta (Konecny et al.
+            # 2016; Hegedus et al. 2019 compress FL uploads this way); the server averages
+            # each coordinate over the clients that sent it
+            mkey = jax.random.fold_in(rkey, 2)
+            leaves, tdef = jax.tree.flatten(new)
+            masks = jax.tree.unflatten(
+                tdef,
+                [
+                    jax.random.bernoulli(jax.random.fold_in(mkey, i), spec.upload_frac, x.shape)
+                    for i, x in enumerate(leaves)
+                ],
+            )
+
+            def coord_avg(p, x, m):
+                wm = m * w.reshape((-1,) + (1,) * (x.ndim - 1))
+                tot = wm.sum(0)
+                got = (wm * (p - x)).sum(0) / jnp.where(tot > 0, tot, 1.0)
+                return jnp.where(tot > 0, got, 0.0)
+
+            pseudo_grad = jax.tree.map(
+                lambda p, x, m: coord_avg(p, x, m.astype(jnp.float32)), state.params, new, masks
+            )
+        else:
+            avg = jax.tree.map(lambda p: jnp.tensordot(w, p, axes=1) / wsum, new)
+            pseudo_grad = jax.tree.map(lambda p, a: p - a, state.params, avg)
         updates, opt_state = tx.update(pseudo_grad, state.opt_state, state.params)
         params = jax.tree.map(lambda p, u: p + u, state.params, updates)
         any_ok = n_ok > 0
@@ -135,7 +162,7 @@ def make_fedavg_chunk(
             opt_state=opt_state,
             clock=state.clock + duration,
             round=state.round + any_ok.astype(jnp.int32),
-            bytes_up=state.bytes_up + mb * n_ok,
+            bytes_up=state.bytes_up + mb * spec.upload_frac * n_ok,
             bytes_down=state.bytes_down + mb * ok.sum(),
             train_loss=jnp.where(any_ok, (loss * w).sum() / wsum, state.train_loss),
             clients=n_ok.astype(jnp.int32),
