@@ -11,6 +11,7 @@ import numpy as np
 from dl.algorithms.async_server import AsyncServerSpec
 from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
 from dl.algorithms.gossip_merge import MergeSpec
+from dl.algorithms.token_account import TokenSpec
 from dl.build import Built, server_opt_spec
 from dl.errors import ConfigError
 from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
@@ -154,7 +155,8 @@ def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
     )
 
 
-GOSSIP_KEYS = ("period_s", "max_trainings", "sample_frac", "topology", "degree")
+GOSSIP_KEYS = ("period_s", "max_trainings", "sample_frac", "topology", "degree", "queue")
+TOKEN_KEYS = ("flow", "capacity", "reactivity", "max_reactive")
 MERGE_KEYS = ("merge", "merge_limit", "age_rule")
 DWA_KEYS = ("nu", "lam_max", "age_cap_steps", "server_kind")
 
@@ -170,6 +172,7 @@ def _gossip_parts(cfg, alg: dict, b: Built):
         **{k: alg[k] for k in GOSSIP_KEYS if k in alg},
         quantum_s=float(alg.get("quantum_s", 1.0)),
         merge=merge,
+        token=TokenSpec(**{k: alg[k] for k in TOKEN_KEYS if k in alg}),
         train=bool(sim.get("train", True)),
     )
     e, p = b.energy, b.profiles
@@ -193,7 +196,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
     n = int(b.env.counts.shape[0])
     gkey = jax.random.fold_in(jax.random.key(cfg["seed"]), 12345)
     if name == "gossip":
-        extra = set(alg) - {"name", "quantum_s"} - set(GOSSIP_KEYS) - set(MERGE_KEYS)
+        extra = set(alg) - {"name", "quantum_s"} - set(GOSSIP_KEYS + MERGE_KEYS + TOKEN_KEYS)
         if extra:
             raise ConfigError(f"unknown keys in algorithm (gossip): {sorted(extra)}")
         spec, env = _gossip_parts(cfg, alg, b)
@@ -218,7 +221,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
             gauges,
             node_params=lambda st: st.params,
         )
-    skip = GOSSIP_KEYS + MERGE_KEYS + DWA_KEYS
+    skip = GOSSIP_KEYS + MERGE_KEYS + DWA_KEYS + TOKEN_KEYS
     aspec, eng, aenv = _async_parts(cfg, alg, b, alg.get("server_kind", "fedasync"), skip=skip)
     gspec, genv = _gossip_parts(cfg, alg, b)
     dspec = DWASpec(**{k: alg[k] for k in ("nu", "lam_max", "age_cap_steps") if k in alg})

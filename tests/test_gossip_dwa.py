@@ -127,3 +127,40 @@ def test_server_catches_up_after_an_outage():
     assert frontier > 10 and float(d.server_age) == 0.0
     d = dw(d, jax.random.key(3), 62.0)
     assert float(d.server_age) >= frontier
+
+
+def test_token_account_functions_golden():
+    from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
+
+    spec = TokenSpec(flow="randomized", capacity=20.0, reactivity=10.0)
+    a = jnp.array([0.0, 8.0, 9.0, 15.0, 20.0, 21.0])
+    np.testing.assert_allclose(proactive_prob(a, spec), [0, 0, 0, 6 / 11, 1.0, 1.0], rtol=1e-6)
+    k = reactive_count(jax.random.key(0), jnp.full((20000,), 15.0), spec)
+    assert set(np.unique(k).tolist()) == {1, 2} and abs(float(k.mean()) - 1.5) < 0.02
+    plain = TokenSpec()
+    assert float(proactive_prob(jnp.float32(0.0), plain)) == 1.0
+    assert int(reactive_count(jax.random.key(0), jnp.float32(30.0), plain)) == 0
+
+
+def test_token_account_bursts_and_bounded_balance():
+    from dl.algorithms.token_account import TokenSpec
+
+    _, genv = envs()
+    tok = TokenSpec(flow="randomized", capacity=6.0, reactivity=3.0, max_reactive=2)
+    spec = GossipSpec(period_s=3.0, quantum_s=1.0, train=False, token=tok)
+    chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 100, "vmap")
+    st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 300.0)
+    sent = float(st.counters["messages_sent"])
+    assert sent > 0 and float(st.tokens.max()) <= 6.0 + 1.0 and float(st.tokens.min()) >= 0.0
+    # one model per period on average at most (plus reactive bursts paid for by banked tokens)
+    assert sent <= N * 300.0 / 3.0 * 1.05
+
+
+def test_merge_all_queue_keeps_the_identity_invariant():
+    _, genv = envs()
+    spec = GossipSpec(period_s=2.0, quantum_s=1.0, train=False, queue="all")
+    chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 100, "vmap")
+    st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 40.0)
+    stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (N,) + p.shape), PARAMS)
+    chex.assert_trees_all_close(st.params, stacked, rtol=1e-6)
+    assert float(st.counters["messages_sent"]) > 0

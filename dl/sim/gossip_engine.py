@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
+from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
 from dl.errors import ConfigError
 from dl.sim.peers import make_peer_sampler
 from dl.traces.availability import Availability, is_online, next_transition, online_during
@@ -53,6 +54,8 @@ class GossipSpec:
     sample_frac: float = 1.0  # model subsampling: fraction of coordinates per message
     topology: str = "uniform"  # [uniform, kregular, kregular_dynamic]
     degree: int = 20  # k for k-regular overlays
+    queue: str = "last"  # [last, all]: models received while training
+    token: TokenSpec = field(default_factory=TokenSpec)
     train: bool = True
 
     def validate(self) -> None:
@@ -63,6 +66,11 @@ class GossipSpec:
             raise ConfigError(f"algorithm.sample_frac must be in (0, 1], got {self.sample_frac}")
         if self.max_trainings < 1:
             raise ConfigError("algorithm.max_trainings must be >= 1")
+        if self.queue not in ("last", "all"):
+            raise ConfigError(f"unknown algorithm.queue '{self.queue}' (last, all)")
+        if self.queue == "all" and self.sample_frac < 1.0:
+            raise ConfigError("algorithm.queue=all needs sample_frac=1 (no subsampling)")
+        self.token.validate()
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,8 @@ class GossipState:
     has_inbox: jnp.ndarray  # [N] bool
     next_gossip: jnp.ndarray  # [N] f32 next send time
     dirty: jnp.ndarray  # [N] bool merged or trained since last synced with a server
+    tokens: jnp.ndarray  # [N] f32 token-account balance
+    react: jnp.ndarray  # [N] i32 reactive sends due next quantum
     quantum: jnp.ndarray  # [] i32
     counters: dict  # name -> [] f32, drained by the host
 
@@ -118,6 +128,8 @@ def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
         has_inbox=zb,
         next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
         dirty=zb,
+        tokens=zf,
+        react=jnp.zeros((n,), jnp.int32),
         quantum=jnp.zeros((), jnp.int32),
         counters={k: jnp.zeros((), jnp.float32) for k in COUNTERS},
     )
@@ -145,6 +157,8 @@ def make_gossip_quantum(
     batch_train = make_batch_train(apply_fn, train, strategy)
     sampler = make_peer_sampler(spec.topology, n, spec.degree)
     msg_bits = jnp.float32(model_bytes * 8.0 * spec.sample_frac)
+    tspec = spec.token
+    n_slots = 1 + (tspec.max_reactive if tspec.flow != "proactive" else 0)
     steps = jnp.float32(train.local_steps)
     ids = jnp.arange(n, dtype=jnp.int32)
 
@@ -202,40 +216,57 @@ def make_gossip_quantum(
 
     def sends(st: GossipState, key, t0, t1, eligible, enabled) -> GossipState:
         cnt = dict(st.counters)
-        ts = st.next_gossip
-        fire = ts < t1
-        online_ts = is_online(env.nodes, ts)
-        peer = sampler(jax.random.fold_in(key, 0), is_online(env.nodes, t0), st.quantum)
-        send = fire & online_ts & eligible & (peer >= 0) & enabled
+        online0 = is_online(env.nodes, t0)
+        # slot 0: the periodic (proactive) send; slots 1..R: reactive sends of the token account
+        ts0 = st.next_gossip
+        fire = ts0 < t1
+        active = fire & is_online(env.nodes, ts0) & eligible & enabled
+        go = jax.random.uniform(jax.random.fold_in(key, 2), (n,)) < proactive_prob(st.tokens, tspec)
+        tokens = jnp.where(active & ~go, st.tokens + 1.0, st.tokens)
+        want = [active & go] + [
+            (st.react > j) & online0 & eligible & enabled for j in range(n_slots - 1)
+        ]
+        times = [ts0] + [jnp.broadcast_to(t0, (n,))] * (n_slots - 1)
+        peers = [
+            sampler(jax.random.fold_in(key, 0 if j == 0 else 100 + j), online0, st.quantum)
+            for j in range(n_slots)
+        ]
+        sender = jnp.tile(ids, n_slots)  # [S*N] message m = slot * N + sender
+        ts = jnp.concatenate(times)
+        peer = jnp.concatenate(peers)
+        send = jnp.concatenate(want) & (peer >= 0)
         r = jnp.where(send, peer, 0)
-        rate = jnp.minimum(env.up_kbps, env.down_kbps[r]) * 1024.0
+        rate = jnp.minimum(env.up_kbps[sender], env.down_kbps[r]) * 1024.0
         arrive = ts + msg_bits / rate
         ok = (
             send
-            & online_during(env.nodes, ts, arrive)
+            & online_during(rows(env.nodes, sender), ts, arrive)
             & is_online(rows(env.nodes, r), arrive)
             & eligible[r]
         )
         period = spec.period_s
-        nxt = jnp.where(fire, ts + period * jnp.ceil((t1 - ts) / period), ts)
+        nxt = jnp.where(fire, ts0 + period * jnp.ceil((t1 - ts0) / period), ts0)
         full = spec.sample_frac
         cnt["messages_sent"] += send.sum().astype(jnp.float32)
         cnt["messages_lost"] += (send & ~ok).sum().astype(jnp.float32)
         cnt["bytes_up"] += msg_bits / 8.0 * send.sum()
         cnt["bytes_down"] += msg_bits / 8.0 * ok.sum()
-        e_up = jnp.where(send, env.e_up_j * full, 0.0)
+        e_up = jnp.where(send, env.e_up_j[sender] * full, 0.0)
         e_down = jnp.where(ok, env.e_down_j[r] * full, 0.0)
         cnt["energy_radio_j"] += e_up.sum() + e_down.sum()
         cnt["energy_wasted_j"] += jnp.where(send & ~ok, e_up, 0.0).sum()
-        # messages in (send time, sender id) order; per receiver the first and the last
-        order = jnp.lexsort((ids, jnp.where(ok, ts, jnp.inf)))
-        pos = jnp.zeros((n,), jnp.int32).at[order].set(ids)
+        # messages in (send time, sender id, slot) order; per receiver the first and the last
+        nm = n * n_slots
+        mids = jnp.arange(nm, dtype=jnp.int32)
+        order = jnp.lexsort((mids // n, sender, jnp.where(ok, ts, jnp.inf)))
+        pos = jnp.zeros((nm,), jnp.int32).at[order].set(mids)
         dest = jnp.where(ok, r, n)
-        first = jnp.full((n,), n, jnp.int32).at[dest].min(pos, mode="drop")
+        first = jnp.full((n,), nm, jnp.int32).at[dest].min(pos, mode="drop")
         last = jnp.full((n,), -1, jnp.int32).at[dest].max(pos, mode="drop")
-        got = first < n
-        s_first = order[jnp.minimum(first, n - 1)]
-        s_last = order[jnp.maximum(last, 0)]
+        got = first < nm
+        m_first = order[jnp.minimum(first, nm - 1)]
+        m_last = order[jnp.maximum(last, 0)]
+        s_first, s_last = sender[m_first], sender[m_last]
         idle = ~st.training
         take = got & idle
         mask_first = mask_last = None
@@ -243,29 +274,66 @@ def make_gossip_quantum(
             mkey = jax.random.fold_in(key, 1)
             leaves, tdef = jax.tree.flatten(st.params)
             ms = [
-                jax.random.bernoulli(jax.random.fold_in(mkey, i), full, x.shape)
+                jax.random.bernoulli(jax.random.fold_in(mkey, i), full, (nm,) + x.shape[1:])
                 for i, x in enumerate(leaves)
-            ]  # per-sender coordinate masks
+            ]  # per-message coordinate masks
             msk = jax.tree.unflatten(tdef, ms)
-            mask_first = jax.tree.map(lambda m: m[s_first], msk)
-            mask_last = jax.tree.map(lambda m: m[s_last], msk)
+            mask_first = jax.tree.map(lambda m: m[m_first], msk)
+            mask_last = jax.tree.map(lambda m: m[m_last], msk)
         sent = st.params
         y_first = jax.tree.map(lambda p: p[s_first], sent)
         params, age = merge_into(st.params, st.age, y_first, st.age[s_first], mask_first, take)
         queue = got & (~idle | (last != first))
-        inbox = _where_nodes(queue, jax.tree.map(lambda p: p[s_last], sent), st.inbox)
+        if spec.queue == "all":
+            # merge all queued models: age-weighted mean of the old inbox and every message
+            # not consumed (ages as weights; equal weights when all are 0), age = max
+            extra = ok & ~(take[r] & (jnp.arange(nm) == m_first[r]))
+            wq = jnp.where(extra, st.age[sender] + 1e-6, 0.0)
+            w_old = jnp.where(st.has_inbox, st.inbox_age + 1e-6, 0.0)
+            tot = w_old + jnp.zeros((n,)).at[dest].add(wq, mode="drop")
+
+            def agg(old, p):
+                add = (
+                    jnp.zeros_like(old)
+                    .at[dest]
+                    .add(wq.reshape((-1,) + (1,) * (p.ndim - 1)) * p[sender], mode="drop")
+                )
+                mix_ = (w_old.reshape((-1,) + (1,) * (p.ndim - 1)) * old + add) / jnp.where(
+                    tot > 0, tot, 1.0
+                ).reshape((-1,) + (1,) * (p.ndim - 1))
+                return mix_
+
+            inbox = _where_nodes(queue, jax.tree.map(agg, st.inbox, sent), st.inbox)
+            a_new = (
+                jnp.full((n,), -jnp.inf)
+                .at[dest]
+                .max(jnp.where(extra, st.age[sender], -jnp.inf), mode="drop")
+            )
+            inbox_age = jnp.where(
+                queue,
+                jnp.maximum(jnp.where(st.has_inbox, st.inbox_age, 0.0), a_new),
+                st.inbox_age,
+            )
+        else:
+            inbox = _where_nodes(queue, jax.tree.map(lambda p: p[s_last], sent), st.inbox)
+            inbox_age = jnp.where(queue, st.age[s_last], st.inbox_age)
         inbox_mask = st.inbox_mask
         if mask_last is not None:
             inbox_mask = _where_nodes(queue, mask_last, st.inbox_mask)
+        # the token account reacts to every node that received a (useful) model
+        react = reactive_count(jax.random.fold_in(key, 3), tokens, tspec)
+        react = jnp.where(got, react, 0)
         st = st.replace(
             params=params,
             age=age,
             inbox=inbox,
-            inbox_age=jnp.where(queue, st.age[s_last], st.inbox_age),
+            inbox_age=inbox_age,
             inbox_mask=inbox_mask,
             has_inbox=st.has_inbox | queue,
             next_gossip=nxt,
             dirty=st.dirty | take,
+            tokens=tokens - react.astype(jnp.float32),
+            react=react,
             counters=cnt,
         )
         return start_training(st, take, t1)
