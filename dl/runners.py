@@ -155,7 +155,15 @@ def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
     )
 
 
-GOSSIP_KEYS = ("period_s", "max_trainings", "sample_frac", "topology", "degree", "queue")
+GOSSIP_KEYS = (
+    "period_s",
+    "max_trainings",
+    "sample_frac",
+    "topology",
+    "degree",
+    "queue",
+    "partitions",
+)
 TOKEN_KEYS = ("flow", "capacity", "reactivity", "max_reactive")
 MERGE_KEYS = ("merge", "merge_limit", "age_rule")
 DWA_KEYS = ("nu", "lam_max", "age_cap_steps", "server_kind")
@@ -224,6 +232,8 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
     skip = GOSSIP_KEYS + MERGE_KEYS + DWA_KEYS + TOKEN_KEYS
     aspec, eng, aenv = _async_parts(cfg, alg, b, alg.get("server_kind", "fedasync"), skip=skip)
     gspec, genv = _gossip_parts(cfg, alg, b)
+    if gspec.partitions > 1:
+        raise ConfigError("algorithm=dwa does not support partitioned subsampling (partitions=1)")
     dspec = DWASpec(**{k: alg[k] for k in ("nu", "lam_max", "age_cap_steps") if k in alg})
     chunk = make_dwa_chunk(
         b.apply, b.train, aspec, eng, gspec, dspec, aenv, genv, b.model_bytes, strategy

@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
@@ -55,6 +56,7 @@ class GossipSpec:
     topology: str = "uniform"  # [uniform, kregular, kregular_dynamic]
     degree: int = 20  # k for k-regular overlays
     queue: str = "last"  # [last, all]: models received while training
+    partitions: int = 1  # > 1: partitioned subsampling, one partition per message, own ages
     token: TokenSpec = field(default_factory=TokenSpec)
     train: bool = True
 
@@ -68,8 +70,10 @@ class GossipSpec:
             raise ConfigError("algorithm.max_trainings must be >= 1")
         if self.queue not in ("last", "all"):
             raise ConfigError(f"unknown algorithm.queue '{self.queue}' (last, all)")
-        if self.queue == "all" and self.sample_frac < 1.0:
-            raise ConfigError("algorithm.queue=all needs sample_frac=1 (no subsampling)")
+        if self.partitions < 1 or (self.partitions > 1 and self.sample_frac < 1.0):
+            raise ConfigError("algorithm.partitions must be >= 1, and > 1 needs sample_frac=1")
+        if self.queue == "all" and (self.sample_frac < 1.0 or self.partitions > 1):
+            raise ConfigError("algorithm.queue=all needs no subsampling (sample_frac=1)")
         self.token.validate()
 
 
@@ -98,6 +102,8 @@ class GossipState:
     train_q: jnp.ndarray  # [N] i32 quantum the session started (seeds its key)
     inbox: Any  # pytree [N, ...] last model received while training
     inbox_age: jnp.ndarray  # [N] f32
+    inbox_part: jnp.ndarray  # [N] i32 partition the inbox message carried (partitioned mode)
+    part_age: jnp.ndarray  # [N, P] f32 per-partition ages (P = 1: equals age)
     inbox_mask: Any  # pytree [N, ...] bool coordinates the inbox message carried (or None)
     has_inbox: jnp.ndarray  # [N] bool
     next_gossip: jnp.ndarray  # [N] f32 next send time
@@ -112,7 +118,7 @@ def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
     stack = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), params)
     zf, zb = jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool)
     mask = None
-    if spec.sample_frac < 1.0:
+    if spec.sample_frac < 1.0 or spec.partitions > 1:
         mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack)
     return GossipState(
         params=stack,
@@ -124,6 +130,8 @@ def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
         train_q=jnp.zeros((n,), jnp.int32),
         inbox=stack,
         inbox_age=zf,
+        inbox_part=jnp.zeros((n,), jnp.int32),
+        part_age=jnp.zeros((n, spec.partitions), jnp.float32),
         inbox_mask=mask,
         has_inbox=zb,
         next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
@@ -156,7 +164,8 @@ def make_gossip_quantum(
     q = spec.quantum_s
     batch_train = make_batch_train(apply_fn, train, strategy)
     sampler = make_peer_sampler(spec.topology, n, spec.degree)
-    msg_bits = jnp.float32(model_bytes * 8.0 * spec.sample_frac)
+    msg_bits = jnp.float32(model_bytes * 8.0 * spec.sample_frac / spec.partitions)
+    n_part = spec.partitions
     tspec = spec.token
     n_slots = 1 + (tspec.max_reactive if tspec.flow != "proactive" else 0)
     steps = jnp.float32(train.local_steps)
@@ -173,12 +182,35 @@ def make_gossip_quantum(
             train_q=jnp.where(start, st.quantum, st.train_q),
         )
 
-    def merge_into(params, age, y, a_y, mask, take):
-        w = jnp.where(take, merge_weight(age, a_y, spec.merge), 0.0)
-        new_age = jnp.where(take, merged_age(age, a_y, w, spec.merge), age)
+    def merge_into(st, y, a_y, mask, take, part):
+        """Merges y (sender age a_y) into the nodes with `take`; returns (params, age, part_age).
+        Partitioned mode: only partition `part` [N] is merged, weighted by its own ages."""
+        if n_part == 1:
+            w = jnp.where(take, merge_weight(st.age, a_y, spec.merge), 0.0)
+            new_age = jnp.where(take, merged_age(st.age, a_y, w, spec.merge), st.age)
+            part_age = new_age[:, None]
+        else:
+            a_l = jnp.take_along_axis(st.part_age, part[:, None], 1)[:, 0]
+            w = jnp.where(take, merge_weight(a_l, a_y, spec.merge), 0.0)
+            a_new = jnp.where(take, merged_age(a_l, a_y, w, spec.merge), a_l)
+            part_age = st.part_age.at[ids, part].set(a_new)
+            new_age = part_age.mean(1)
         if not spec.train:
-            return params, new_age
-        return mix(params, y, w, mask), new_age
+            return st.params, new_age, part_age
+        return mix(st.params, y, w, mask), new_age, part_age
+
+    def part_masks(part, like):
+        """[N, ...] bool masks of partition part[i] for every node i. Coordinates are split
+        once into P fixed partitions (a seeded permutation of each tensor, mod P)."""
+
+        def one(i, x):
+            size = int(np.prod(x.shape[1:], dtype=np.int64))
+            perm = np.random.default_rng([7, i]).permutation(size) % n_part
+            pid = jnp.asarray(perm.reshape(x.shape[1:]).astype(np.int32))
+            return pid[None] == part.reshape((-1,) + (1,) * pid.ndim)
+
+        leaves, tdef = jax.tree.flatten(like)
+        return jax.tree.unflatten(tdef, [one(i, x) for i, x in enumerate(leaves)])
 
     def completions(st: GossipState, key, t1) -> GossipState:
         cnt = dict(st.counters)
@@ -197,6 +229,7 @@ def make_gossip_quantum(
             slot = jnp.where(ok, order, n)
             params = jax.tree.map(lambda p, v: p.at[slot].set(v, mode="drop"), params, new)
         age = st.age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
+        part_age = st.part_age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
         done = jnp.zeros((n,), bool).at[jnp.where(valid, order, n)].set(True, mode="drop")
         okn = jnp.zeros((n,), bool).at[jnp.where(ok, order, n)].set(True, mode="drop")
         ran = jnp.where(done, st.train_end - st.train_start, 0.0)
@@ -205,12 +238,20 @@ def make_gossip_quantum(
         cnt["energy_wasted_j"] += jnp.where(done & ~okn, e, 0.0).sum()
         cnt["trainings"] += ok.sum().astype(jnp.float32)
         cnt["trainings_lost"] += (valid & ~ok).sum().astype(jnp.float32)
-        st = st.replace(params=params, age=age, training=st.training & ~done, counters=cnt)
+        st = st.replace(
+            params=params, age=age, part_age=part_age, training=st.training & ~done, counters=cnt
+        )
         # a finished node merges the last model it received, then trains again
         again = okn & st.has_inbox
-        params, age = merge_into(st.params, st.age, st.inbox, st.inbox_age, st.inbox_mask, again)
+        params, age, part_age = merge_into(
+            st, st.inbox, st.inbox_age, st.inbox_mask, again, st.inbox_part
+        )
         st = st.replace(
-            params=params, age=age, has_inbox=st.has_inbox & ~done, dirty=st.dirty | okn
+            params=params,
+            age=age,
+            part_age=part_age,
+            has_inbox=st.has_inbox & ~done,
+            dirty=st.dirty | okn,
         )
         return start_training(st, again, t1)
 
@@ -270,6 +311,14 @@ def make_gossip_quantum(
         idle = ~st.training
         take = got & idle
         mask_first = mask_last = None
+        mpart = jax.random.randint(jax.random.fold_in(key, 4), (nm,), 0, n_part)
+        p_first, p_last = mpart[m_first], mpart[m_last]
+        if n_part > 1:
+            mask_first, mask_last = part_masks(p_first, st.params), part_masks(p_last, st.params)
+            a_first = st.part_age[s_first, p_first]
+            a_last = st.part_age[s_last, p_last]
+        else:
+            a_first, a_last = st.age[s_first], st.age[s_last]
         if spec.sample_frac < 1.0:
             mkey = jax.random.fold_in(key, 1)
             leaves, tdef = jax.tree.flatten(st.params)
@@ -282,7 +331,7 @@ def make_gossip_quantum(
             mask_last = jax.tree.map(lambda m: m[m_last], msk)
         sent = st.params
         y_first = jax.tree.map(lambda p: p[s_first], sent)
-        params, age = merge_into(st.params, st.age, y_first, st.age[s_first], mask_first, take)
+        params, age, part_age = merge_into(st, y_first, a_first, mask_first, take, p_first)
         queue = got & (~idle | (last != first))
         if spec.queue == "all":
             # merge all queued models: age-weighted mean of the old inbox and every message
@@ -316,7 +365,7 @@ def make_gossip_quantum(
             )
         else:
             inbox = _where_nodes(queue, jax.tree.map(lambda p: p[s_last], sent), st.inbox)
-            inbox_age = jnp.where(queue, st.age[s_last], st.inbox_age)
+            inbox_age = jnp.where(queue, a_last, st.inbox_age)
         inbox_mask = st.inbox_mask
         if mask_last is not None:
             inbox_mask = _where_nodes(queue, mask_last, st.inbox_mask)
@@ -329,6 +378,8 @@ def make_gossip_quantum(
             inbox=inbox,
             inbox_age=inbox_age,
             inbox_mask=inbox_mask,
+            inbox_part=jnp.where(queue, p_last, st.inbox_part),
+            part_age=part_age,
             has_inbox=st.has_inbox | queue,
             next_gossip=nxt,
             dirty=st.dirty | take,
