@@ -44,6 +44,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from dl.simulate import simulate
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    logging.getLogger("absl").setLevel(logging.WARNING)
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -54,11 +55,15 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except DLError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if summary is None:  # stopped by SIGTERM after a checkpoint
+        sys.exit(143)
+    acc = summary.get("test_accuracy")
+    what = f"final test accuracy {acc:.4f}" if acc is not None else "system-only run done"
     print(
-        f"final test accuracy {summary['test_accuracy']:.4f} at virtual time "
-        f"{summary['virtual_time_s']:.0f} s after {summary['round']} rounds -> {run_dir}"
+        f"{what} at virtual time {summary['virtual_time_s']:.0f} s after {summary['round']} "
+        f"rounds -> {summary['run_dir']}"
     )
-    return summary["test_accuracy"]
+    return acc
 
 
 def main() -> None:

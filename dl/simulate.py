@@ -1,6 +1,8 @@
 """The host loop: build a simulation from a config, run it chunk by chunk in virtual time,
 evaluate and log between chunks. The only Python loop is over chunks (DESIGN.md)."""
 
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dl.build import build
+from dl.checkpoint import Checkpointer
 from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
@@ -40,8 +43,14 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     n = int(b.env.counts.shape[0])
     frac = jax.jit(lambda t: online_fraction(b.availability, t))
 
-    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "run"))
     totals: dict[str, float] = {"bytes_up": 0.0, "bytes_down": 0.0, "energy_j": 0.0}
+    run_dir, ckpt, resumed = open_checkpoints(cfg, Path(run_dir))
+    target, rows = every, 0
+    if resumed:
+        state, host = ckpt.restore(state)
+        totals, target, rows = host["totals"], host["target"], host["rows"]
+        truncate_lines(run_dir / "metrics.jsonl", rows)
+    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "run"))
     t0 = time.perf_counter()
 
     node_eval = None
@@ -76,6 +85,8 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
             "wall_time_s": time.perf_counter() - t0,
         }
         logger.log(row)
+        nonlocal rows
+        rows += 1
         return row
 
     def drain() -> None:
@@ -94,9 +105,9 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     )
     max_rounds = sim.get("max_rounds") or np.iinfo(np.int32).max
     summary: dict | None = None
+    interrupted = False
     try:
-        row = record()
-        target = every
+        row = record() if not resumed else {"round": runner.gauges(state)["round"]}
         while runner.clock(state) < duration and row["round"] < max_rounds:
             before = runner.clock(state)
             state = runner.chunk(state, key, min(target, duration))
@@ -107,16 +118,68 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
             bar.update(min(runner.clock(state), duration) - min(before, duration))
             if train:
                 bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", rnd=row["round"])
+            if ckpt is not None and ckpt.due(runner.clock(state)):
+                host = {
+                    "totals": totals,
+                    "target": target,
+                    "rows": rows,
+                    "clock": runner.clock(state),
+                }
+                ckpt.save(rows, state, host, runner.clock(state))
+                if ckpt.stop_requested:
+                    interrupted = True
+                    print(
+                        f"SIGTERM: checkpoint saved at virtual time {host['clock']:.0f} s; "
+                        f"resume with resume={run_dir}",
+                        file=sys.stderr,
+                    )
+                    break
         summary = {
             **row,
             "strategy": strategy,
+            "run_dir": str(run_dir),
             "model_bytes": b.model_bytes,
             "num_params": int(sum(p.size for p in jax.tree.leaves(b.params))),
         }
+        if interrupted:
+            summary = None
     finally:
         bar.close()
         logger.close(summary)
+        if ckpt is not None:
+            ckpt.close()
     return summary
 
 
 ENERGY_PARTS = ("energy_compute_j", "energy_radio_j")
+
+
+def open_checkpoints(cfg: dict, run_dir: Path) -> tuple[Path, Checkpointer | None, bool]:
+    """(output dir, checkpointer or None, whether to resume). `resume=<dir>` continues the run
+    whose outputs are in <dir> (and writes there); `resume=true` continues in `run_dir`."""
+    ck = cfg.get("ckpt") or {}
+    resume = cfg.get("resume", False)
+    if isinstance(resume, str) and resume not in ("", "false", "False"):
+        run_dir = Path(resume).expanduser()
+        if not run_dir.is_dir():
+            raise ConfigError(f"resume: run directory {run_dir} does not exist")
+        resume = True
+    resume = bool(resume)
+    if ck.get("every_s") is None and not resume:
+        return run_dir, None, False
+    directory = Path(ck.get("dir") or run_dir / "checkpoints")
+    ckpt = Checkpointer(directory, ck.get("every_s"), int(ck.get("keep", 2)))
+    if resume and ckpt.latest() is None:
+        ckpt.close()
+        raise ConfigError(f"resume: no complete checkpoint in {directory}")
+    return run_dir, ckpt, resume
+
+
+def truncate_lines(path: Path, rows: int) -> None:
+    """Keeps the first `rows` lines of `path` (rows logged before the checkpoint)."""
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    if len(lines) < rows:
+        raise ConfigError(f"resume: {path} has {len(lines)} rows, checkpoint expects {rows}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines[:rows]))
+    os.replace(tmp, path)

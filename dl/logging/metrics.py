@@ -4,6 +4,7 @@ Every line is written with a single `write` + flush, so a crash never leaves a h
 summary is written to a temporary file and renamed into place (atomic on POSIX).
 """
 
+import hashlib
 import json
 import math
 import os
@@ -76,7 +77,7 @@ def _init_wandb(cfg: dict, config: dict, name: str, run_dir: Path):
         config=config,
         mode=cfg.get("mode", "offline"),
         dir=str(run_dir),
-        id=cfg.get("id"),
+        id=cfg.get("id") or stable_run_id(run_dir),
         resume="allow",
         job_type="train",
         settings=wandb.Settings(console="off", silent=True),
@@ -84,6 +85,11 @@ def _init_wandb(cfg: dict, config: dict, name: str, run_dir: Path):
     wandb.define_metric("virtual_time_s")
     wandb.define_metric("*", step_metric="virtual_time_s")
     return run
+
+
+def stable_run_id(run_dir: Path) -> str:
+    """A W&B run id derived from the run directory, so a resumed run continues the same run."""
+    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
 
 
 def read_metrics(path: Path) -> list[dict]:
