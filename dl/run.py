@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dl.errors import ConfigError, DLError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("task", "algorithm", "trace", "server", "energy", "logger", "experiment")
+GROUPS = ("task", "algorithm", "trace", "server", "energy", "logger", "launcher", "experiment")
 OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
 
 

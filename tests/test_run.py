@@ -162,3 +162,30 @@ def test_system_only_mode_runs_without_training(tmp_path):
     simulate(cfg, tmp_path / "sys")
     rows = [json.loads(x) for x in (tmp_path / "sys" / "metrics.jsonl").read_text().splitlines()]
     assert "test_accuracy" not in rows[-1] and rows[-1]["updates_applied"] > 0
+
+
+@pytest.mark.parametrize("launcher,key", [("joblib", "n_jobs"), ("slurm_gpu", "gpus_per_node")])
+def test_launcher_configs_compose(launcher, key):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"launcher={launcher}"], return_hydra_config=True)
+    assert key in cfg.hydra.launcher
+    target = cfg.hydra.launcher._target_
+    assert ("joblib" in target) if launcher == "joblib" else ("submitit" in target.lower())
+
+
+def test_joblib_multirun_of_four_configs(tmp_path):
+    r = cli(
+        "-m",
+        "launcher=joblib",
+        "logger=disabled",
+        "sim.progress=false",
+        "sim.duration_s=120",
+        "sim.eval_every_s=60",
+        "sim.num_nodes=20",
+        "algorithm=fedavg,fedasync",
+        "seed=0,1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    done = sorted(tmp_path.glob("*/summary.json"))
+    assert len(done) == 4
