@@ -14,7 +14,8 @@ from dl.data.partition import NodeData, partition
 from dl.data.root import resolve_data_root
 from dl.errors import ConfigError
 from dl.models import init_params, make_model, model_bytes
-from dl.sim.energy_env import EnergyEnv, make_energy_env
+from dl.sharding import make_mesh, padded_nodes, shard_nodes, silence_padding
+from dl.sim.energy_env import ENERGY_FIELDS, EnergyEnv, make_energy_env
 from dl.sim.profiles import DeviceProfiles, constant_profiles, flash_profiles
 from dl.traces.availability import Availability, is_online, online_during
 from dl.traces.fedscale import build_fedscale
@@ -37,6 +38,8 @@ class Built:
     availability: Availability
     root: Any
     energy: EnergyEnv
+    mesh: Any = None
+    n_real: int = 0  # nodes before padding to a multiple of the device count
 
 
 def _spec(cls, d: dict, where: str):
@@ -85,20 +88,23 @@ def build_availability(cfg: dict, n: int, root) -> Availability:
 
 def build(cfg: dict) -> Built:
     task = cfg["task"]
-    n = int(cfg["sim"]["num_nodes"])
-    if n < 1:
-        raise ConfigError(f"sim.num_nodes must be >= 1, got {n}")
+    n_real = int(cfg["sim"]["num_nodes"])
+    if n_real < 1:
+        raise ConfigError(f"sim.num_nodes must be >= 1, got {n_real}")
+    mesh = make_mesh(cfg["sim"].get("shard", "auto"))
+    n = padded_nodes(n_real, mesh)
     root = resolve_data_root(cfg["data"]["root"])
     ds = load_dataset(task["dataset"], root, **(task.get("dataset_options") or {}))
     part = task["partition"]
     nodes = partition(
         ds,
-        n,
+        n_real,
         part["scheme"],
         seed=cfg["seed"],
         alpha=part.get("alpha", 0.5),
         shards_per_node=part.get("shards_per_node", 2),
         max_examples=part.get("max_examples"),
+        pad_nodes_to=n,
     )
     model = make_model(
         task["model"],
@@ -114,11 +120,12 @@ def build(cfg: dict) -> Built:
     energy = make_energy_env(
         profiles, mbytes, train.batch_size, train.local_steps, cfg.get("energy") or {}
     )
-    av = build_availability(cfg, n, root)
+    av = shard_nodes(silence_padding(build_availability(cfg, n, root), n_real), mesh, n)
+    energy = EnergyEnv(**{f: shard_nodes(getattr(energy, f), mesh, n) for f in ENERGY_FIELDS})
     env = NodeEnv(
-        x=jnp.asarray(nodes.x),
-        y=jnp.asarray(nodes.y),
-        counts=jnp.asarray(nodes.counts),
+        x=shard_nodes(jnp.asarray(nodes.x), mesh, n),
+        y=shard_nodes(jnp.asarray(nodes.y), mesh, n),
+        counts=shard_nodes(jnp.asarray(nodes.counts), mesh, n),
         t_client=energy.t_client,
         online=lambda t: is_online(av, t),
         online_until=lambda t0, t1: online_during(av, t0, t1),
@@ -137,6 +144,8 @@ def build(cfg: dict) -> Built:
         av,
         root,
         energy,
+        mesh,
+        n_real,
     )
 
 

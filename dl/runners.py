@@ -202,6 +202,7 @@ def _gossip_parts(cfg, alg: dict, b: Built):
 def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
     name = alg["name"]
     n = int(b.env.counts.shape[0])
+    n_real = b.n_real
     gkey = jax.random.fold_in(jax.random.key(cfg["seed"]), 12345)
     if name == "gossip":
         extra = set(alg) - {"name", "quantum_s"} - set(GOSSIP_KEYS + MERGE_KEYS + TOKEN_KEYS)
@@ -215,7 +216,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
         def gauges(st):
             return {
                 "round": int(st.quantum),
-                "age_mean": float(st.age.mean()),
+                "age_mean": float(st.age[:n_real].mean()),
                 "age_max": float(st.age.max()),
                 "nodes_training": int(st.training.sum()),
             }
@@ -255,7 +256,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
             "updates_applied": int(s.applied),
             "updates_stale": int(s.stale_dropped),
             "server_age": float(d.server_age),
-            "age_mean": float(d.g.age.mean()),
+            "age_mean": float(d.g.age[:n_real].mean()),
             "age_max": float(d.g.age.max()),
             "nodes_training": int((d.fl.slots.node >= 0).sum() + d.g.training.sum()),
         }

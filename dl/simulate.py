@@ -16,7 +16,8 @@ from dl.checkpoint import Checkpointer
 from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
-from dl.traces.availability import online_fraction
+from dl.sharding import shard_nodes
+from dl.traces.availability import is_online
 from dl.train.evaluate import make_evaluate, make_node_eval
 from dl.train.mapping import resolve_strategy
 
@@ -38,16 +39,18 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     runner = make_runner(cfg, b, strategy)
     train = bool(sim.get("train", True))
     evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
-    state = runner.init
+    n = int(b.env.counts.shape[0])  # padded to a multiple of the device count
+    state = shard_nodes(runner.init, b.mesh, n)
     key = jax.random.key(cfg["seed"])
-    n = int(b.env.counts.shape[0])
-    frac = jax.jit(lambda t: online_fraction(b.availability, t))
+    n_real = b.n_real
+    frac = jax.jit(lambda t: is_online(b.availability, t)[:n_real].mean())
 
     totals: dict[str, float] = {"bytes_up": 0.0, "bytes_down": 0.0, "energy_j": 0.0}
     run_dir, ckpt, resumed = open_checkpoints(cfg, Path(run_dir))
     target, rows = every, 0
     if resumed:
         state, host = ckpt.restore(state)
+        state = shard_nodes(state, b.mesh, n)
         totals, target, rows = host["totals"], host["target"], host["rows"]
         truncate_lines(run_dir / "metrics.jsonl", rows)
     logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "run"))
@@ -55,7 +58,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
 
     node_eval = None
     if runner.node_params is not None and train:
-        node_eval = make_node_eval(evaluate, n, int(sim.get("eval_nodes", 10)), cfg["seed"])
+        node_eval = make_node_eval(evaluate, n_real, int(sim.get("eval_nodes", 10)), cfg["seed"])
 
     def record() -> dict:
         clock = runner.clock(state)
@@ -81,7 +84,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         row |= dict(totals)
         row |= {
             "online_fraction": float(frac(jnp.float32(clock))),
-            "num_nodes": n,
+            "num_nodes": n_real,
             "wall_time_s": time.perf_counter() - t0,
         }
         logger.log(row)

@@ -15,8 +15,8 @@ exchange of a round reads the knowledge of the *start* of the round.
   when the partner already knew a task the sender's counter for it grows by one and after `k`
   such useless contacts the task stops being hot at the sender. A node that learns a task by
   rumor makes it hot. Residue s and traffic m obey s ~ exp(-m). Demers's Table 1 (n = 1000)
-  is reproduced to 3 decimals by synchronous rounds in which a useful push resets the
-  counter (k counts consecutive useless contacts; the default), and not by a cumulative
+  is reproduced within sampling error by synchronous rounds in which a useful push resets
+  the counter (k counts consecutive useless contacts; the default), and not by a cumulative
   counter (see `gossip_round`).
 
 Conventions (counted per node, cumulative: `Knowledge.sent` messages, `Knowledge.carried`
@@ -40,7 +40,7 @@ from jax import Array
 
 from dl.errors import ConfigError
 from dl.overlay.counting import count_cols, count_rows
-from dl.overlay.partners import delivered, uniform_partners
+from dl.overlay.partners import delivered, online_index, uniform_partners
 
 MODES = ("push", "pull", "push_pull", "rumor")
 
@@ -144,14 +144,15 @@ def _exchange(
         sent = live.astype(jnp.int32) + _replies(to, n)
         return new, hot, counter, sent, carried
     # rumor: push hot tasks; feedback when the partner already knew
-    send = live & hot.any(axis=1)
+    records = count_rows(hot)
+    send = live & (records > 0)
     payload = hot & okc
     new = _or_into(knows, payload, to)
     useless = payload & theirs
     counter = counter + useless.astype(jnp.int8)
     counter = jnp.where(payload & ~theirs & consecutive, jnp.int8(0), counter)  # reset
     # nodes that do not know a task always have counter 0 there, so new rumors start at 0
-    carried = count_rows(hot & send[:, None])  # lost pushes were sent too
+    carried = jnp.where(send, records, 0)  # lost pushes were sent too
     hot = (hot & (counter < k)) | (new & ~knows)
     return new, hot, counter, send.astype(jnp.int32), carried
 
@@ -197,8 +198,9 @@ def gossip_round(
     keys = [key] if len(modes) == 1 else list(jax.random.split(key, len(modes)))
     knows, hot, counter = state.knows, state.hot, state.counter
     sent, carried = state.sent, state.carried
+    index = online_index(online) if partner is None else None
     for m, key_m in zip(modes, keys, strict=True):
-        p = uniform_partners(key_m, online) if partner is None else partner.astype(jnp.int32)
+        p = uniform_partners(key_m, online, index) if partner is None else partner.astype(jnp.int32)
         knows, hot, counter, sent_m, carried_m = _exchange(
             m, knows, hot, counter, p, online, k, consecutive
         )

@@ -31,22 +31,34 @@ def uniform_below(key: Array, shape: tuple[int, ...], m: Array | int) -> Array:
     return _mulhi(bits, jnp.asarray(m).astype(jnp.uint32)).astype(jnp.int32)
 
 
-def uniform_partners(key: Array, online: Array) -> Array:
-    """A uniform random online partner `!= i` for each online node `i`; `-1` elsewhere.
+def online_index(online: Array) -> tuple[Array, Array, Array]:
+    """Compacts the online nodes: (ids `[N]`, online ids first; rank `[N]` among them; count).
 
-    `online` is `[N] bool`. Nodes that are offline, or alone online, get `-1`. Cost O(N):
-    online ids are compacted by a scatter at their rank among online nodes, each node draws a
-    rank among the other `n_on - 1` online nodes and skips its own.
+    O(N): a cumulative sum and a scatter at each online node's rank. Shared by every partner
+    draw of a round.
     """
     n = online.shape[0]
     on = online.astype(jnp.int32)
     rank = jnp.cumsum(on) - on  # [N] rank of each node among online nodes
-    n_on = on.sum()
     ids = (
         jnp.zeros((n,), jnp.int32)
         .at[jnp.where(online, rank, n)]
         .set(jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
-    )  # [N] online ids first
+    )
+    return ids, rank, on.sum()
+
+
+def uniform_partners(
+    key: Array, online: Array, index: tuple[Array, Array, Array] | None = None
+) -> Array:
+    """A uniform random online partner `!= i` for each online node `i`; `-1` elsewhere.
+
+    `online` is `[N] bool`; `index` is `online_index(online)` when the caller already has it.
+    Nodes that are offline, or alone online, get `-1`. Each node draws a rank among the other
+    `n_on - 1` online nodes and skips its own.
+    """
+    n = online.shape[0]
+    ids, rank, n_on = online_index(online) if index is None else index
     r = uniform_below(key, (n,), jnp.maximum(n_on - 1, 1))
     r = r + (r >= rank).astype(jnp.int32)  # skip self
     partner = ids[jnp.minimum(r, n - 1)]

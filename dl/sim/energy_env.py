@@ -30,6 +30,9 @@ class EnergyEnv:
         return self.t_down + self.t_comp + self.t_up
 
 
+ENERGY_FIELDS = ("t_down", "t_comp", "t_up", "power_w", "e_down_j", "e_up_j")
+
+
 def make_energy_env(
     profiles: DeviceProfiles, model_bytes: int, batch_size: int, local_steps: int, cfg: dict
 ) -> EnergyEnv:

@@ -44,12 +44,14 @@ def make_evaluate(apply_fn: Callable, x_test: np.ndarray, y_test: np.ndarray, ba
 
 def make_node_eval(evaluate, n: int, k: int, seed: int):
     """Per-node evaluation: test accuracy/loss of a fixed random sample of k node models (mean
-    and quantiles) and the consensus distance mean_i ||x_i - mean(x)||^2 over all N nodes."""
+    and quantiles) and the consensus distance mean_i ||x_i - mean(x)||^2 over the first n
+    (real, unpadded) nodes."""
     k = max(1, min(k, n))
     idx = jnp.asarray(np.random.default_rng([seed, 99]).permutation(n)[:k])
 
     @jax.jit
     def run(stacked):
+        stacked = jax.tree.map(lambda p: p[:n], stacked)  # drop inert padding nodes
         sample = jax.tree.map(lambda p: p[idx], stacked)
         acc, loss = jax.lax.map(evaluate, sample)
         mean = jax.tree.map(lambda p: p.mean(0), stacked)
