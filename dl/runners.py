@@ -180,6 +180,7 @@ def _gossip_parts(cfg, alg: dict, b: Built):
         **{k: alg[k] for k in GOSSIP_KEYS if k in alg},
         quantum_s=float(alg.get("quantum_s", 1.0)),
         merge=merge,
+        node_dtype=str(sim.get("node_dtype", "float32")),
         token=TokenSpec(**{k: alg[k] for k in TOKEN_KEYS if k in alg}),
         train=bool(sim.get("train", True)),
     )

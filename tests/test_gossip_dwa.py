@@ -182,3 +182,22 @@ def test_partitioned_subsampling_keeps_per_partition_ages():
     )
     stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (N,) + p.shape), PARAMS)
     chex.assert_trees_all_equal(st0.params, stacked)
+
+
+def test_bfloat16_node_storage_halves_node_model_memory_and_still_learns():
+    _, genv = envs()
+    out = {}
+    for dt in ("float32", "bfloat16"):
+        spec = GossipSpec(period_s=3.0, quantum_s=1.0, node_dtype=dt)
+        chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 100, "vmap")
+        st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 40.0)
+        nbytes = sum(x.nbytes for x in jax.tree.leaves(st.params))
+        assert all(x.dtype == jnp.dtype(dt) for x in jax.tree.leaves(st.params))
+        out[dt] = (nbytes, st)
+    assert out["bfloat16"][0] * 2 == out["float32"][0]
+    a, b = out["float32"][1], out["bfloat16"][1]
+    np.testing.assert_array_equal(a.age, b.age)  # same events, only storage precision differs
+    diff = jax.tree.map(
+        lambda x, y: float(jnp.abs(x - y.astype(jnp.float32)).max()), a.params, b.params
+    )
+    assert max(jax.tree.leaves(diff)) < 0.05

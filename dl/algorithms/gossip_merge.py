@@ -59,8 +59,10 @@ def mix(x, y, w, mask=None):
     subsampling); other coordinates keep x."""
 
     def one(a, b, m=None):
-        ww = w.reshape((-1,) + (1,) * (a.ndim - 1)).astype(a.dtype)
-        out = a + ww * (b - a)
+        # computed in float32 and stored back in a's dtype (bfloat16 node storage)
+        af, bf = a.astype(jnp.float32), b.astype(jnp.float32)
+        ww = w.reshape((-1,) + (1,) * (a.ndim - 1)).astype(jnp.float32)
+        out = (af + ww * (bf - af)).astype(a.dtype)
         return out if m is None else jnp.where(m, out, a)
 
     if mask is None:

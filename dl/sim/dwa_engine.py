@@ -89,7 +89,11 @@ def make_dwa_chunk(
                 jnp.where(go, jnp.maximum(a_s, a_y), a_s),
             ), None
 
-        ys = jax.tree.map(lambda p: p[picked], g.params) if eng.train else jnp.zeros_like(up)
+        ys = (
+            jax.tree.map(lambda p: p[picked].astype(jnp.float32), g.params)
+            if eng.train
+            else jnp.zeros_like(up)
+        )
         (x, version, a_s), _ = jax.lax.scan(
             one, (st.server.params, st.server.version, d.server_age), (ys, g.age[picked], up)
         )
@@ -114,7 +118,7 @@ def make_dwa_chunk(
         params = g.params
         if eng.train:
             params = jax.tree.map(
-                lambda p, y: p.at[tgt].set(y, mode="drop"), params, info["models"]
+                lambda p, y: p.at[tgt].set(y.astype(p.dtype), mode="drop"), params, info["models"]
             )
         g = g.replace(
             params=params,
@@ -154,7 +158,8 @@ def make_dwa_chunk(
             g = g.replace(
                 params=jax.tree.map(
                     lambda p, s: p.at[took].set(
-                        jnp.broadcast_to(s, (took.shape[0],) + s.shape), mode="drop"
+                        jnp.broadcast_to(s, (took.shape[0],) + s.shape).astype(p.dtype),
+                        mode="drop",
                     ),
                     g.params,
                     fl.server.params,

@@ -59,9 +59,12 @@ class GossipSpec:
     partitions: int = 1  # > 1: partitioned subsampling, one partition per message, own ages
     token: TokenSpec = field(default_factory=TokenSpec)
     train: bool = True
+    node_dtype: str = "float32"  # [float32, bfloat16]: storage of node models (training in f32)
 
     def validate(self) -> None:
         self.merge.validate()
+        if self.node_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"sim.node_dtype must be float32 or bfloat16, got {self.node_dtype}")
         if not 0 < self.quantum_s <= self.period_s:
             raise ConfigError("need 0 < algorithm.quantum_s <= algorithm.period_s")
         if not 0.0 < self.sample_frac <= 1.0:
@@ -115,7 +118,8 @@ class GossipState:
 
 
 def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
-    stack = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), params)
+    dt = jnp.dtype(spec.node_dtype)
+    stack = jax.tree.map(lambda p: jnp.broadcast_to(p.astype(dt), (n,) + p.shape), params)
     zf, zb = jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool)
     mask = None
     if spec.sample_frac < 1.0 or spec.partitions > 1:
@@ -221,13 +225,15 @@ def make_gossip_quantum(
         ok = valid & st.train_ok[order]
         params = st.params
         if spec.train:
-            start = jax.tree.map(lambda p: p[order], params)
+            start = jax.tree.map(lambda p: p[order].astype(jnp.float32), params)
             keys = jax.vmap(lambda sq, i: jax.random.fold_in(jax.random.fold_in(key, sq), i))(
                 st.train_q[order], order
             )
             new, _ = batch_train(start, env.x[order], env.y[order], env.counts[order], ok, keys)
             slot = jnp.where(ok, order, n)
-            params = jax.tree.map(lambda p, v: p.at[slot].set(v, mode="drop"), params, new)
+            params = jax.tree.map(
+                lambda p, v: p.at[slot].set(v.astype(p.dtype), mode="drop"), params, new
+            )
         age = st.age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
         part_age = st.part_age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
         done = jnp.zeros((n,), bool).at[jnp.where(valid, order, n)].set(True, mode="drop")

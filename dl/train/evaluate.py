@@ -51,7 +51,7 @@ def make_node_eval(evaluate, n: int, k: int, seed: int):
 
     @jax.jit
     def run(stacked):
-        stacked = jax.tree.map(lambda p: p[:n], stacked)  # drop inert padding nodes
+        stacked = jax.tree.map(lambda p: p[:n].astype(jnp.float32), stacked)  # drop padding
         sample = jax.tree.map(lambda p: p[idx], stacked)
         acc, loss = jax.lax.map(evaluate, sample)
         mean = jax.tree.map(lambda p: p.mean(0), stacked)
