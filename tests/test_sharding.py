@@ -38,12 +38,18 @@ REDUCTIONS = ("consensus_distance", "energy", "bytes", "loss", "wall_time_s")
 def run(tmp_path, devices):
     env = {**os.environ, "WANDB_MODE": "disabled"}
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    r = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path / str(devices))], env=env,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(tmp_path / str(devices))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_one_and_eight_devices_give_the_same_metrics(tmp_path):
     one, eight = run(tmp_path, 1), run(tmp_path, 8)
     assert one["devices"] == 1 and eight["devices"] == 8
