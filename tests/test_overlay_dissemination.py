@@ -77,7 +77,7 @@ def test_dissemination__rumor_mongering_matches_demers():
         assert int(state.hot.sum()) == 0  # every rumor died out
         res = np.asarray(state.knows.mean(axis=(1, 2), dtype=jnp.float32))
         res = 1.0 - res
-        m = np.asarray(state.carried[:, 0]) / N
+        m = np.asarray(state.carried.sum(axis=1)) / N  # one task: records = messages
         se = res.std() / np.sqrt(RUNS)
         assert abs(res.mean() - s_ref) < 4 * se + 0.001, (k, res.mean())
         assert abs(m.mean() - m_ref) < 0.06, (k, m.mean())
@@ -128,9 +128,23 @@ def test_dissemination__message_counts():
     sent = np.asarray(state.sent)
     assert sent[10] == 0 and sent[11] == 1  # 11 answers nobody: its asker 10 is offline
     assert (np.delete(sent, [10, 11]) == 2).all()  # one request and one reply (9's is lost)
-    assert int(state.carried[0]) == 2  # 0 -> 1 (push) and 0 -> 49 (reply)
+    assert int(state.carried[0]) == int(state.carried.sum()) == 2  # 0 -> 1 push, 0 -> 49 reply
     state = dis.gossip_round(state, jax.random.key(0), online, 2.0, mode="push", partner=ring)
     assert int(state.sent.sum() - sent.sum()) == 3  # only nodes 49, 0, 1 know something
+
+
+def test_dissemination__mode_tuple_is_sequential_modes():
+    n = 50  # the shapes of the ring tests: push_pull with partners is compiled already
+    rng = np.random.default_rng(5)
+    online = rng.random(n) < 0.8
+    partner = jnp.asarray(rng.integers(0, n, n), jnp.int32)
+    state = dis.publish(dis.init_knowledge(n, 1), jnp.array([0]), 0.0)
+    both = dis.gossip_round(
+        state, jax.random.key(0), online, 1.0, mode=("rumor", "push_pull"), partner=partner
+    )
+    one = dis.gossip_round(state, jax.random.key(0), online, 1.0, mode="rumor", partner=partner)
+    one = dis.gossip_round(one, jax.random.key(0), online, 1.0, mode="push_pull", partner=partner)
+    chex.assert_trees_all_equal(both, one)
 
 
 def test_dissemination__deterministic_and_no_retrace():
