@@ -163,6 +163,7 @@ GOSSIP_KEYS = (
     "degree",
     "queue",
     "partitions",
+    "shuffle_len",
 )
 TOKEN_KEYS = ("flow", "capacity", "reactivity", "max_reactive")
 MERGE_KEYS = ("merge", "merge_limit", "age_rule")

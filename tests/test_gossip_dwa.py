@@ -201,3 +201,16 @@ def test_bfloat16_node_storage_halves_node_model_memory_and_still_learns():
         lambda x, y: float(jnp.abs(x - y.astype(jnp.float32)).max()), a.params, b.params
     )
     assert max(jax.tree.leaves(diff)) < 0.05
+
+
+def test_cyclon_views_drive_gossip():
+    _, genv = envs(offline=(5,))
+    spec = GossipSpec(period_s=3.0, quantum_s=1.0, topology="cyclon", degree=3, shuffle_len=2)
+    chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 100, "vmap")
+    st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 60.0)
+    view = np.asarray(st.cyclon.view)
+    assert float(st.counters["trainings"]) > 5
+    for i in range(N):
+        row = view[i][view[i] >= 0]
+        assert i not in row and len(set(row.tolist())) == len(row)
+    assert float(st.age[5]) == 0.0  # the offline node never learns

@@ -32,10 +32,11 @@ proposals. The losers (and the nodes that were busy answering) propose again in 
 Each step equals some sequential order of its exchanges, so a round is an asynchronous Cyclon
 period in which every online node initiates exactly once and a node may answer several
 initiators, as in the paper. With everybody online, 2 passes match ~38% of the initiators per
-step and all of them after 6-7 steps; a round stops as soon as nobody is pending (at most
-`max_substeps` steps; leftovers, ~0 with the default 8, try again next round). The balance of
-in-degrees this yields matches a sequential host implementation of the paper's protocol
-(N = 1000, c = 20, ell = 5: in-degree std 4.4 at start, ~2.0-2.1 after 20-30 rounds, both).
+step and all of them after 6 steps; a round stops as soon as nobody is pending (at most
+`max_steps` steps; leftovers, ~0 with the default 8, try again next round). The balance of
+in-degrees this yields matches a sequential host implementation of the paper's protocol (a
+throwaway script, not in the repository; c = 20, ell = 5: in-degree std from 4.4 at start to
+~2.0-2.1 after 20-30 rounds for N = 1000, to ~2.5 for N = 600, both).
 A single matching per round (each node in at most one exchange) was rejected: it caps how
 fast a popular node sheds in-degree, and the std then stalls near 3.7.
 
@@ -44,11 +45,18 @@ empty view gets one uniform random online node, as a client re-contacting a boot
 would; without it such a node stays isolated until someone who still knows it shuffles with it.
 
 Randomness: one threefry draw of `[N]` u32 per round; every per-step and per-slot random
-number is a 32-bit integer hash (Wellons' lowbias32) of it, which keeps compilation small.
-Cost per step: O(N c) elementwise work, c vectorized compares for the message ranks, two
-small triangular matmuls for prefix sums, a few flat scatters and gathers; no sort. On CPU
-XLA fuses reductions into broadcasting consumers and recomputes them, so nothing here builds
-[N, c, c] or [N, c, ell] arrays from non-trivial producers.
+number is a 32-bit integer hash (Wellons' lowbias32) of it. The entries of a message are the
+first valid slots in the order of a random permutation of the slots, one of 256 drawn per
+step. Cost per step: O(N c) elementwise work, two [N, c] x [c, c] matmuls for prefix sums,
+two flat scatters of N c and two of N ell indices, a few gathers; no sort (`argsort` of
+[N, 20] alone costs more than a whole step on CPU). On CPU, XLA fuses reductions into
+broadcasting consumers and recomputes them per element, so nothing here builds [N, c, c] or
+[N, ell, c] arrays out of non-trivial producers.
+
+Measured at N = 10,000, c = 20, ell = 5 on the shared 2-core CPU: the profiler's kernel time
+is ~6 ms per step and ~36 ms per round with everybody online (6 steps); wall time per round
+was 70-130 ms everyone online and 35-60 ms with 30% online while other jobs loaded the
+machine (load average 6-9).
 """
 
 from functools import partial
@@ -63,6 +71,7 @@ from dl.overlay.partners import _mulhi, online_index, uniform_below
 
 _BIG = jnp.iinfo(jnp.int32).max
 _GOLD = 0x9E3779B9  # odd constant (2**32 / golden ratio): distinct multiples mod 2**32
+_PERMS = 256  # random slot permutations drawn per step, shared out among the nodes
 
 
 @struct.dataclass
@@ -98,6 +107,21 @@ def _stream(seed: Array, j: Array | int) -> Array:
 def _slot_noise(h: Array, c: int) -> Array:
     """[N, c] u32 random keys from `[N]` u32; distinct within a row (`_mix` is a bijection)."""
     return _mix(h[:, None] ^ (jnp.arange(c, dtype=jnp.uint32)[None, :] * jnp.uint32(_GOLD)))
+
+
+def _perm_table(h: Array, c: int) -> tuple[Array, Array]:
+    """P random permutations of c slots from `[P]` u32: (rank [P, c] the place of each slot,
+    order [P, c] the slot at each place). Cheap for small P: [P, c, c] compares of hashes."""
+    key = _slot_noise(h, c)
+    rank = jnp.sum(key[:, None, :] < key[:, :, None], axis=2, dtype=jnp.int32)
+    places = jnp.arange(c, dtype=jnp.int32)
+    order = jnp.sum(jnp.where(rank[:, None, :] == places[None, :, None], places, 0), axis=2)
+    return rank, order
+
+
+def _tiled_slots(n: int, c: int) -> Array:
+    """[N * c] i32: 0..c-1 repeated, the slot of each flat [N, c] index."""
+    return jnp.tile(jnp.arange(c, dtype=jnp.int32), n)
 
 
 def _prefix(x: Array) -> Array:
@@ -173,7 +197,7 @@ def _step(view, age, seed, step, pending, online, ell: int, passes: int):
     n, c = view.shape
     nodes = jnp.arange(n, dtype=jnp.int32)
     rows = nodes[:, None]
-    draw = lambda j: _stream(seed, step * (2 + passes) + j)
+    draw = lambda j: _stream(seed, step * (3 + passes) + j)
 
     # oldest neighbour of each pending node, ties at random
     valid = view >= 0
@@ -197,19 +221,23 @@ def _step(view, age, seed, step, pending, online, ell: int, passes: int):
     valid = view >= 0
 
     # messages: initiators send themselves (age 0) then ell - 1 random entries, responders ell
-    # random entries (fewer if the view holds fewer). An entry's place in the message is its
-    # rank among the valid slots by a random key.
-    key_s = _slot_noise(draw(1), c)
-    pos = acc.astype(jnp.int32)[:, None]  # initiators put themselves first
-    for t in range(c):  # static: c vectorized compares rather than an [N, c, c] array
-        pos = pos + (valid[:, t : t + 1] & (key_s[:, t : t + 1] < key_s)).astype(jnp.int32)
+    # random entries (fewer if the view holds fewer): the first valid slots in the order of a
+    # random permutation of the slots, one of `_PERMS` drawn for this step.
+    n_perms = min(_PERMS, n)
+    rank, order = _perm_table(draw(1)[:n_perms], c)  # [P, c] each
+    which = draw(2 + passes) % n_perms
+    rank, order = rank[which], order[which]  # [N, c] slot -> place, place -> slot
+    before = _prefix(jnp.take_along_axis(valid, order, axis=1).astype(jnp.int32))
+    pos = jnp.take_along_axis(before, rank, axis=1) - 1 + acc.astype(jnp.int32)[:, None]
     sent = valid & matched[:, None] & (pos < ell)  # [N, c] slots whose entry is sent
     col = jnp.where(sent, rows * ell + pos, n * ell).reshape(-1)  # flat; n * ell: dropped
-    sent_id = jnp.full((n * ell,), -1, jnp.int32).at[col].set(view.reshape(-1), mode="drop")
-    sent_age = jnp.zeros((n * ell,), jnp.int32).at[col].set(age.reshape(-1), mode="drop")
-    sent_id, sent_age = sent_id.reshape(n, ell), sent_age.reshape(n, ell)
-    sent_id = sent_id.at[:, 0].set(jnp.where(acc, nodes, sent_id[:, 0]))
-    sent_age = sent_age.at[:, 0].set(jnp.where(acc, 0, sent_age[:, 0]))
+    src = jnp.full((n * ell,), c, jnp.int32).at[col].set(_tiled_slots(n, c), mode="drop")
+    src = src.reshape(n, ell)  # [N, ell] slot of each message entry (c: none)
+    safe = jnp.minimum(src, c - 1)
+    is_self = (jnp.arange(ell) == 0)[None, :] & acc[:, None]
+    sent_id = jnp.where(is_self, rows, jnp.take_along_axis(view, safe, axis=1))
+    sent_id = jnp.where(is_self | (src < c), sent_id, -1)
+    sent_age = jnp.where(is_self, 0, jnp.take_along_axis(age, safe, axis=1))
 
     # replies: drop self and known ids; the r-th entry kept goes to the r-th empty slot, then
     # to the slots of the sent entries; entries beyond those slots are dropped
@@ -218,17 +246,17 @@ def _step(view, age, seed, step, pending, online, ell: int, passes: int):
     rcv_age = sent_age[pi]
     known = jnp.any(rcv_id[:, :, None] == view[:, None, :], axis=2)
     take = (rcv_id >= 0) & (rcv_id != rows) & ~known
-    t_rank = _prefix(take.astype(jnp.int32)) - 1  # [N, ell] rank among the kept entries
+    kept = [take[:, 0].astype(jnp.int32)]
+    for r in range(1, ell):  # static and short
+        kept.append(kept[-1] + take[:, r])
+    t_rank = jnp.stack(kept, axis=1) - 1  # [N, ell] rank among the kept entries
     empty = ~valid
-    n_empty = jnp.sum(empty, axis=1, keepdims=True)
-    d_rank = jnp.where(
-        empty, _prefix(empty.astype(jnp.int32)) - 1, n_empty + _prefix(sent.astype(jnp.int32)) - 1
-    )
+    both = _prefix(empty.astype(jnp.int32) + (c + 1) * sent.astype(jnp.int32))  # one matmul
+    n_empty = both[:, -1:] % (c + 1)
+    d_rank = jnp.where(empty, both % (c + 1), n_empty + both // (c + 1)) - 1
     d_rank = jnp.where((empty | sent) & (d_rank < ell), rows * ell + d_rank, n * ell)
     slot_of = jnp.full((n * ell,), c, jnp.int32)  # usable slot of each rank (c: none)
-    slot_of = slot_of.at[d_rank.reshape(-1)].set(
-        jnp.tile(jnp.arange(c, dtype=jnp.int32), n), mode="drop"
-    )
+    slot_of = slot_of.at[d_rank.reshape(-1)].set(_tiled_slots(n, c), mode="drop")
     dest = jnp.take_along_axis(slot_of.reshape(n, ell), jnp.maximum(t_rank, 0), axis=1)
     dest = jnp.where(take & (dest < c), rows * c + dest, n * c).reshape(-1)
     view = view.reshape(-1).at[dest].set(rcv_id.reshape(-1), mode="drop").reshape(n, c)
@@ -236,13 +264,13 @@ def _step(view, age, seed, step, pending, online, ell: int, passes: int):
     return view, age, acc | dead | (pending & (oldest < 0))
 
 
-@partial(jax.jit, static_argnames=("shuffle_len", "max_substeps", "passes"))
+@partial(jax.jit, static_argnames=("shuffle_len", "max_steps", "passes"))
 def cyclon_shuffle(
     state: CyclonState,
     key: Array,
     online: Array,
     shuffle_len: int,
-    max_substeps: int = 8,
+    max_steps: int = 8,
     passes: int = 2,
     reseed: bool | Array = False,
 ) -> CyclonState:
@@ -250,7 +278,7 @@ def cyclon_shuffle(
 
     `shuffle_len` (ell, static) entries are swapped per exchange, capped at the view size.
     Steps of node-disjoint exchanges (matchings built in `passes` passes, static) run until
-    every online node has initiated, at most `max_substeps` (static). `reseed` (traced bool):
+    every online node has initiated, at most `max_steps` (static). `reseed` (traced bool):
     online nodes left with an empty view get one random online node. See the module doc.
     """
     view, age = state.view, state.age
@@ -261,7 +289,7 @@ def cyclon_shuffle(
 
     def cond(carry):
         i, _, _, pending = carry
-        return (i < max_substeps) & jnp.any(pending)
+        return (i < max_steps) & jnp.any(pending)
 
     def body(carry):
         i, view, age, pending = carry

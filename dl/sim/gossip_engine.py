@@ -28,6 +28,7 @@ from flax import struct
 from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
 from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
 from dl.errors import ConfigError
+from dl.sim.cyclon import cyclon_sample, cyclon_shuffle, init_cyclon
 from dl.sim.peers import make_peer_sampler
 from dl.traces.availability import Availability, is_online, next_transition, online_during
 from dl.train.local import LocalTrainSpec, make_batch_train
@@ -53,8 +54,9 @@ class GossipSpec:
     max_trainings: int = 64  # training sessions completed per quantum (capacity)
     merge: MergeSpec = field(default_factory=MergeSpec)
     sample_frac: float = 1.0  # model subsampling: fraction of coordinates per message
-    topology: str = "uniform"  # [uniform, kregular, kregular_dynamic]
-    degree: int = 20  # k for k-regular overlays
+    topology: str = "uniform"  # [uniform, kregular, kregular_dynamic, cyclon]
+    degree: int = 20  # k for k-regular overlays; view size c for cyclon
+    shuffle_len: int = 5  # cyclon: entries exchanged per shuffle (one shuffle per period)
     queue: str = "last"  # [last, all]: models received while training
     partitions: int = 1  # > 1: partitioned subsampling, one partition per message, own ages
     token: TokenSpec = field(default_factory=TokenSpec)
@@ -111,6 +113,7 @@ class GossipState:
     has_inbox: jnp.ndarray  # [N] bool
     next_gossip: jnp.ndarray  # [N] f32 next send time
     dirty: jnp.ndarray  # [N] bool merged or trained since last synced with a server
+    cyclon: Any  # CyclonState partial views (topology=cyclon), else None
     tokens: jnp.ndarray  # [N] f32 token-account balance
     react: jnp.ndarray  # [N] i32 reactive sends due next quantum
     quantum: jnp.ndarray  # [] i32
@@ -140,6 +143,11 @@ def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
         has_inbox=zb,
         next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
         dirty=zb,
+        cyclon=(
+            init_cyclon(jax.random.fold_in(key, 77), n, spec.degree)
+            if spec.topology == "cyclon"
+            else None
+        ),
         tokens=zf,
         react=jnp.zeros((n,), jnp.int32),
         quantum=jnp.zeros((), jnp.int32),
@@ -167,7 +175,9 @@ def make_gossip_quantum(
     a_cap = min(spec.max_trainings, n)
     q = spec.quantum_s
     batch_train = make_batch_train(apply_fn, train, strategy)
-    sampler = make_peer_sampler(spec.topology, n, spec.degree)
+    cyclon = spec.topology == "cyclon"
+    sampler = None if cyclon else make_peer_sampler(spec.topology, n, spec.degree)
+    every = max(1, int(round(spec.period_s / spec.quantum_s)))
     msg_bits = jnp.float32(model_bytes * 8.0 * spec.sample_frac / spec.partitions)
     n_part = spec.partitions
     tspec = spec.token
@@ -274,10 +284,23 @@ def make_gossip_quantum(
             (st.react > j) & online0 & eligible & enabled for j in range(n_slots - 1)
         ]
         times = [ts0] + [jnp.broadcast_to(t0, (n,))] * (n_slots - 1)
-        peers = [
-            sampler(jax.random.fold_in(key, 0 if j == 0 else 100 + j), online0, st.quantum)
-            for j in range(n_slots)
-        ]
+        if cyclon:  # views maintained by the simulation: one shuffle round per gossip period
+            view = jax.lax.cond(
+                st.quantum % every == 0,
+                lambda v: cyclon_shuffle(v, jax.random.fold_in(key, 5), online0, spec.shuffle_len),
+                lambda v: v,
+                st.cyclon,
+            )
+            st = st.replace(cyclon=view)
+            peers = [
+                cyclon_sample(view, jax.random.fold_in(key, 0 if j == 0 else 100 + j), online0)
+                for j in range(n_slots)
+            ]
+        else:
+            peers = [
+                sampler(jax.random.fold_in(key, 0 if j == 0 else 100 + j), online0, st.quantum)
+                for j in range(n_slots)
+            ]
         sender = jnp.tile(ids, n_slots)  # [S*N] message m = slot * N + sender
         ts = jnp.concatenate(times)
         peer = jnp.concatenate(peers)

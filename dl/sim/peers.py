@@ -28,6 +28,8 @@ def make_peer_sampler(topology: str, n: int, degree: int, seed: int = 0):
     """Returns `sample(key, online [N] bool, quantum) -> peer [N] i32` (-1: nobody to send to)."""
     if topology == "uniform":
         return lambda key, online, quantum: uniform_partners(key, online)
+    if topology == "cyclon":
+        raise ConfigError("topology=cyclon keeps state: the gossip engine handles it itself")
     if topology not in TOPOLOGIES:
         raise ConfigError(f"unknown algorithm.topology '{topology}' ({', '.join(TOPOLOGIES)})")
     if not 1 <= degree < n:
