@@ -197,3 +197,18 @@ def test_flops_mlp_and_rnn() -> None:
     assert model_flops_per_example("mlp", (8,), 3, hidden=[4]) == 2 * (8 * 4 + 4 * 3)
     gru = 80 * (2 * 3 * (8 * 128 + 128 * 128) + 2 * 128 * 65)
     assert model_flops_per_example("char_gru", (80,), 65) == gru
+
+
+def test_reshape_max_pool_equals_flax_max_pool_values_and_grads():
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    from dl.models.cnn import max_pool_2x2
+
+    x = jax.random.normal(jax.random.key(0), (3, 7, 9, 4))
+    ref = lambda v: nn.max_pool(v, (2, 2), strides=(2, 2), padding="VALID")  # noqa: E731
+    assert bool((max_pool_2x2(x) == ref(x)).all())
+    g1 = jax.grad(lambda v: (max_pool_2x2(jax.nn.relu(v)) ** 2).sum())(x)
+    g2 = jax.grad(lambda v: (ref(jax.nn.relu(v)) ** 2).sum())(x)
+    assert bool(jnp.array_equal(g1, g2))

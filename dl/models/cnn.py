@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from dl.models.conv import Conv2D
 
@@ -43,7 +44,7 @@ class _TwoConvCNN(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         for i, features in enumerate(self.channels):
             x = nn.relu(self._conv(features, f"conv{i + 1}")(x))
-            x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+            x = max_pool_2x2(x)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(self.hidden, name="dense1")(x))
         return nn.Dense(self.num_classes, name="dense2")(x)
@@ -68,3 +69,11 @@ class CNNMnist(_TwoConvCNN):
 
     channels: tuple[int, int] = (32, 64)
     hidden: int = 512
+
+
+def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
+    """2x2 / stride-2 VALID max-pool as reshape + max: same values and gradients as
+    `nn.max_pool`, ~5x cheaper on XLA:CPU (measured by scripts/bench_train.py's author)."""
+    b, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2, :]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
