@@ -137,8 +137,16 @@ def make_async_parts(
             keys = jax.vmap(lambda dq, i: jax.random.fold_in(jax.random.fold_in(key, dq), i))(
                 sl.dispatch_q[order], node
             )
-            models, _ = batch_train(starts, env.x[node], env.y[node], env.counts[node], reach, keys)
-            server = apply_arrivals(server, starts, models, sl.version[order], reach, spec)
+
+            def work(srv):  # skipped entirely in quanta where no session finished
+                # train every session that finished (also those whose upload is then lost to a
+                # down server: the node keeps that model), apply those that reached the server
+                m, _ = batch_train(
+                    starts, env.x[node], env.y[node], env.counts[node], finished, keys
+                )
+                return apply_arrivals(srv, starts, m, sl.version[order], reach, spec), m
+
+            server, models = jax.lax.cond(reach.any(), work, lambda srv: (srv, starts), server)
         else:
             server = apply_arrivals(server, None, None, sl.version[order], reach, spec, False)
         # energy: compute until done or until the node went offline; upload if it finished
