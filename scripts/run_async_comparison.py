@@ -1,7 +1,10 @@
 """Issue 3: FedAvg vs. FedAsync vs. FedBuff on Fashion-MNIST with STUNner availability.
 
     python scripts/run_async_comparison.py [--force] [--only fedavg fedbuff] [--no-run] \
-        [--runs results/runs] [--out results]
+        [--seed S] [--runs results/runs] [--out results]
+
+`--seed S` (S > 0) runs the same three with `seed=S` into `<runs>/seed<S>/<name>`; the analysis
+always reports seed 0 and adds a per-seed table (and dashed curves) for every complete seed<S>.
 
 Runs `conf/experiment/fmnist_stunner_{fedavg,fedasync,fedbuff}.yaml` one after the other
 (`python -m dl.run experiment=<name> logger=disabled hydra.run.dir=<runs>/<name>`), skipping a run
@@ -230,27 +233,27 @@ def table(res: list[dict], horizon: float) -> str:
     return "\n".join(lines + diag) + "\n"
 
 
-def plot(res: list[dict], runs_dir: Path, out: Path) -> None:
+def plot(res: list[dict], runs_dir: Path, out: Path, seeds: tuple[int, ...] = (0,)) -> None:
+    """Seed 0 solid; other seeds (if given) thin and dashed in the same colour."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=90)
-    for r in res:
-        rows = read_metrics(runs_dir / r["run"] / "metrics.jsonl")
-        acc = [x["test_accuracy"] for x in rows]
-        a1.plot(
-            [x["virtual_time_s"] / 3600 for x in rows],
-            acc,
-            lw=1.5,
-            marker=".",
-            ms=3,
-            label=r["run"],
-        )
-        a2.plot([x["energy_j"] / 1000 for x in rows], acc, lw=1.5, marker=".", ms=3, label=r["run"])
+    colors = dict(zip(RUNS, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+    for seed in seeds:
+        for r in res:
+            rows = read_metrics(seed_dir(runs_dir, seed) / r["run"] / "metrics.jsonl")
+            acc = [x["test_accuracy"] for x in rows]
+            style = dict(color=colors[r["run"]], lw=1.5, marker=".", ms=3)
+            if seed != 0:
+                style.update(lw=0.9, ls="--", marker=None, alpha=0.8)
+            label = r["run"] if seed == 0 else f"{r['run']} (seed {seed})"
+            a1.plot([x["virtual_time_s"] / 3600 for x in rows], acc, label=label, **style)
+            a2.plot([x["energy_j"] / 1000 for x in rows], acc, label=label, **style)
     for ax in (a1, a2):
         for t in TARGETS:
             ax.axhline(t, color="grey", ls=":", lw=0.8)
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0.3, 0.9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right", ncol=2 if len(seeds) > 1 else 1)
     a1.set_xlabel("virtual time (hours)")
     a2.set_xlabel("energy, all nodes (kJ)")
     a1.set_title("FMNIST CNN, 1,000 nodes, STUNner thr100, FLASH speeds", fontsize=9)
@@ -343,7 +346,7 @@ def main() -> None:
     if len(by_seed) > 1:
         md += "\nPer seed (n.r. = not reached within the run):\n\n" + seeds_table(by_seed)
     (out / "async_comparison.md").write_text(md)
-    plot(res, base, out / "async_comparison.png")
+    plot(res, runs_dir, out / "async_comparison.png", tuple(sorted(by_seed)))
     print(md)
     print(f"wrote {out / 'async_comparison.json'}, .md, .png")
 
