@@ -70,8 +70,13 @@ def main() -> None:
     ap.add_argument("--quantum", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warm-periods", type=int, default=3)
-    ap.add_argument("--caps", type=int, nargs="+", default=None,
-                    help="max_trainings values (default: 64, 1.5 N q / period, N)")
+    ap.add_argument(
+        "--caps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="max_trainings values (default: 64, 1.5 N q / period, N)",
+    )
     ap.add_argument("--out", type=Path, default=Path("results/bench_gossip.json"))
     args = ap.parse_args()
     n, m = args.nodes, args.examples
@@ -93,8 +98,16 @@ def main() -> None:
     f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731
     bits = mbytes * 8.0
     env = GossipEnv(
-        x=x, y=y, counts=counts, t_comp=f(t_comp), up_kbps=f(KBPS), down_kbps=f(KBPS),
-        power_w=f(POWER_W), e_up_j=f(0.0), e_down_j=f(0.0), nodes=always_on(n),
+        x=x,
+        y=y,
+        counts=counts,
+        t_comp=f(t_comp),
+        up_kbps=f(KBPS),
+        down_kbps=f(KBPS),
+        power_w=f(POWER_W),
+        e_up_j=f(0.0),
+        e_down_j=f(0.0),
+        nodes=always_on(n),
     )
     del bits
 
@@ -114,8 +127,13 @@ def main() -> None:
         for do_train in (True, False):
             name = f"cap{cap}" + ("" if do_train else "_system_only")
             spec = GossipSpec(
-                period_s=args.period, quantum_s=args.quantum, max_trainings=cap,
-                merge=MergeSpec("age"), sample_frac=1.0, topology="uniform", train=do_train,
+                period_s=args.period,
+                quantum_s=args.quantum,
+                max_trainings=cap,
+                merge=MergeSpec("age"),
+                sample_frac=1.0,
+                topology="uniform",
+                train=do_train,
             )
             chunk = make_gossip_chunk(apply, train, spec, env, mbytes, strategy)
             st = init_gossip(params, n, spec, kg)
@@ -125,8 +143,14 @@ def main() -> None:
             t_now = args.warm_periods * args.period
             st = jax.block_until_ready(chunk(st, key, jnp.float32(t_now)))
             cases[name] = {
-                "chunk": chunk, "state": st, "t": t_now, "cap": cap, "train": do_train,
-                "compile_s": compile_s, "times": [], "counters": [],
+                "chunk": chunk,
+                "state": st,
+                "t": t_now,
+                "cap": cap,
+                "train": do_train,
+                "compile_s": compile_s,
+                "times": [],
+                "counters": [],
             }
 
     base_times = []
@@ -147,41 +171,60 @@ def main() -> None:
     for name, c in cases.items():
         med = statistics.median(c["times"])
         cnt = {k: float(np.mean([d[k] for d in c["counters"]])) for k in c["counters"][0]}
-        rows.append({
-            "case": name,
-            "max_trainings": c["cap"],
-            "train": c["train"],
-            "quanta_per_period": int(round(args.period / args.quantum)),
-            "compile_s": c["compile_s"],
-            "period_median_s": med,
-            "period_times_s": c["times"],
-            "ratio_vs_train_step": med / base,
-            "per_period": {k: cnt[k] for k in (
-                "messages_sent", "messages_lost", "trainings", "trainings_deferred")},
-            "trainings_bottleneck": cnt["trainings_deferred"] > 0,
-        })
+        rows.append(
+            {
+                "case": name,
+                "max_trainings": c["cap"],
+                "train": c["train"],
+                "quanta_per_period": int(round(args.period / args.quantum)),
+                "compile_s": c["compile_s"],
+                "period_median_s": med,
+                "period_times_s": c["times"],
+                "ratio_vs_train_step": med / base,
+                "per_period": {
+                    k: cnt[k]
+                    for k in ("messages_sent", "messages_lost", "trainings", "trainings_deferred")
+                },
+                "trainings_bottleneck": cnt["trainings_deferred"] > 0,
+            }
+        )
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     out = {
         "command": "python scripts/bench_gossip.py " + " ".join(sys.argv[1:]),
         "machine": {
-            "jax": jax.__version__, "backend": jax.default_backend(),
-            "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "cpu_count": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
             "loadavg_end": list(load) if load else None,
         },
-        "nodes": n, "examples_per_node": m, "batch_size": args.batch, "local_steps": 1,
-        "model": "logreg", "input_shape": list(SHAPE), "classes": CLASSES,
-        "model_bytes": mbytes, "strategy": strategy, "period_s": args.period,
-        "quantum_s": args.quantum, "t_comp_s": t_comp,
+        "nodes": n,
+        "examples_per_node": m,
+        "batch_size": args.batch,
+        "local_steps": 1,
+        "model": "logreg",
+        "input_shape": list(SHAPE),
+        "classes": CLASSES,
+        "model_bytes": mbytes,
+        "strategy": strategy,
+        "period_s": args.period,
+        "quantum_s": args.quantum,
+        "t_comp_s": t_comp,
         "expected_trainings_per_quantum": per_quantum,
-        "train_step": {"compile_s": base_compile, "median_s": base, "times_s": base_times,
-                       "inner_calls_per_timing": inner},
+        "train_step": {
+            "compile_s": base_compile,
+            "median_s": base,
+            "times_s": base_times,
+            "inner_calls_per_timing": inner,
+        },
         "rows": rows,
         "target_ratio": TARGET_RATIO,
     }
     ok = [r for r in rows if r["train"] and not r["trainings_bottleneck"]]
     best = min(ok, key=lambda r: r["ratio_vs_train_step"]) if ok else None
     out["best_unbottlenecked"] = best and {
-        "case": best["case"], "ratio": best["ratio_vs_train_step"],
+        "case": best["case"],
+        "ratio": best["ratio_vs_train_step"],
         "meets_target": best["ratio_vs_train_step"] <= TARGET_RATIO,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -191,9 +234,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         p = r["per_period"]
-        print(f"| {r['case']} | {r['period_median_s'] * 1e3:.1f} | "
-              f"{r['ratio_vs_train_step']:.2f} | {p['trainings']:.0f} | "
-              f"{p['trainings_deferred']:.0f} |")
+        print(
+            f"| {r['case']} | {r['period_median_s'] * 1e3:.1f} | "
+            f"{r['ratio_vs_train_step']:.2f} | {p['trainings']:.0f} | "
+            f"{p['trainings_deferred']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

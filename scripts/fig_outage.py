@@ -61,7 +61,7 @@ def compose_cfg(alg: str, overrides: list[str]) -> dict:
 
 
 def outage_window(cfg: dict) -> tuple[float, float]:
-    (a, b), = cfg["server"]["outages"]
+    ((a, b),) = cfg["server"]["outages"]
     return float(a), float(b)
 
 
@@ -104,19 +104,31 @@ def run_alg(alg: str, overrides: list[str], out_dir: Path, dense_s: float) -> li
                 acc, loss = evaluate(server)
                 row |= {"test_accuracy": float(acc), "test_loss": float(loss)}
             else:
-                row |= {"test_accuracy": row["node_accuracy_mean"],
-                        "test_loss": row["node_loss_mean"]}
+                row |= {
+                    "test_accuracy": row["node_accuracy_mean"],
+                    "test_loss": row["node_loss_mean"],
+                }
             row |= {k: v for k, v in runner.gauges(state).items() if k != "staleness_hist"}
             row |= totals
             row["wall_time_s"] = time.perf_counter() - t0
             rows.append(row)
             f.write(json.dumps(row) + "\n")
             f.flush()
-            print(f"[{alg}] t={row['virtual_time_s']:.0f}s acc={row['test_accuracy']:.4f} "
-                  f"wall={row['wall_time_s']:.0f}s", flush=True)
-    meta = {"alg": alg, "overrides": overrides, "num_nodes": n, "duration_s": duration,
-            "outage": [t_down, t_up], "wall_time_s": time.perf_counter() - t0,
-            "local_steps": cfg["task"]["train"]["local_steps"], "strategy": strategy}
+            print(
+                f"[{alg}] t={row['virtual_time_s']:.0f}s acc={row['test_accuracy']:.4f} "
+                f"wall={row['wall_time_s']:.0f}s",
+                flush=True,
+            )
+    meta = {
+        "alg": alg,
+        "overrides": overrides,
+        "num_nodes": n,
+        "duration_s": duration,
+        "outage": [t_down, t_up],
+        "wall_time_s": time.perf_counter() - t0,
+        "local_steps": cfg["task"]["train"]["local_steps"],
+        "strategy": strategy,
+    }
     (out_dir / "run.json").write_text(json.dumps(meta, indent=1))
     return rows
 
@@ -157,16 +169,18 @@ def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
             for k in ("node_accuracy_mean", "node_accuracy_p90", "node_accuracy_max"):
                 a[f"{k}_at_outage_start"] = at(full, t_down, k)
                 a[f"{k}_at_outage_end"] = at(full, t_up, k)
-                a[f"{k}_after_return"] = [
-                    at(full, t_up + i * every, k) for i in (1, 2, 3)
-                ]
+                a[f"{k}_after_return"] = [at(full, t_up + i * every, k) for i in (1, 2, 3)]
         out[alg] = a
     fa = out.get("fedasync")
     if fa:
-        during = [r["test_accuracy"] for r in data["fedasync"]
-                  if t_down + 1.0 <= r["virtual_time_s"] <= t_up and r["eval"] == "full"]
+        during = [
+            r["test_accuracy"]
+            for r in data["fedasync"]
+            if t_down + 1.0 <= r["virtual_time_s"] <= t_up and r["eval"] == "full"
+        ]
         fa["server_frozen_during_outage"] = bool(
-            during and max(during) - min(during) < 1e-6
+            during
+            and max(during) - min(during) < 1e-6
             and abs(during[0] - (fa["test_accuracy_at_outage_start"] or -1)) < 0.05
         )
         fa["server_accuracy_range_during_outage"] = [min(during), max(during)] if during else None
@@ -177,23 +191,41 @@ def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
             k: (d[f"{k}_at_outage_end"] or 0) - (d[f"{k}_at_outage_start"] or 0)
             for k in ("node_accuracy_mean", "node_accuracy_p90", "node_accuracy_max")
         }
-        ref_p90, ref_max = d["node_accuracy_p90_at_outage_end"], d["node_accuracy_max_at_outage_end"]  # noqa: E501
+        ref_p90, ref_max = (
+            d["node_accuracy_p90_at_outage_end"],
+            d["node_accuracy_max_at_outage_end"],
+        )
         applied0 = at(rows, t_up, "updates_applied")
         catch = {}
         for name, ref in (("p90", ref_p90), ("max_minus_0.01", ref_max - 0.01), ("max", ref_max)):
-            hit = next((r for r in rows if r["virtual_time_s"] > t_up + 1e-3
-                        and r["test_accuracy"] >= ref), None)
-            catch[name] = None if hit is None else {
-                "reference_accuracy": ref,
-                "virtual_s_after_return": hit["virtual_time_s"] - t_up,
-                "uploads_after_return": hit["updates_applied"] - applied0,
-                "server_accuracy": hit["test_accuracy"],
-            }
+            hit = next(
+                (
+                    r
+                    for r in rows
+                    if r["virtual_time_s"] > t_up + 1e-3 and r["test_accuracy"] >= ref
+                ),
+                None,
+            )
+            catch[name] = (
+                None
+                if hit is None
+                else {
+                    "reference_accuracy": ref,
+                    "virtual_s_after_return": hit["virtual_time_s"] - t_up,
+                    "uploads_after_return": hit["updates_applied"] - applied0,
+                    "server_accuracy": hit["test_accuracy"],
+                }
+            )
         d["server_catch_up"] = catch
         d["server_after_return"] = [
-            {"dt_s": r["virtual_time_s"] - t_up, "uploads": r["updates_applied"] - applied0,
-             "test_accuracy": r["test_accuracy"], "server_age": r.get("server_age")}
-            for r in rows if t_up - 1e-3 <= r["virtual_time_s"] <= t_up + 3 * every + 1e-3
+            {
+                "dt_s": r["virtual_time_s"] - t_up,
+                "uploads": r["updates_applied"] - applied0,
+                "test_accuracy": r["test_accuracy"],
+                "server_age": r.get("server_age"),
+            }
+            for r in rows
+            if t_up - 1e-3 <= r["virtual_time_s"] <= t_up + 3 * every + 1e-3
         ]
         d["nodes_pulled_back"] = {
             k: min(v for v in d[f"{k}_after_return"] if v is not None) - d[f"{k}_at_outage_end"]
@@ -205,7 +237,8 @@ def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
         for target in TARGETS:
             tf, td = fa[f"time_to_{target:.2f}_s"], d[f"time_to_{target:.2f}_s"]
             verdict[f"{target:.2f}"] = {
-                "fedasync_s": tf, "dwa_s": td,
+                "fedasync_s": tf,
+                "dwa_s": td,
                 "fedasync_ge_dwa": (inf if tf is None else tf) >= (inf if td is None else td),
             }
         out["time_to_accuracy_fedasync_ge_dwa"] = verdict
@@ -213,34 +246,57 @@ def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
 
 
 def plot(data: dict, t_down: float, t_up: float, out: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100,
-                             gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100, gridspec_kw={"width_ratios": [1.6, 1]})
     for ax, zoom in zip(axes, (False, True)):
         ax.axvspan(t_down, t_up, color="0.9", label="server down" if not zoom else None)
         for alg, rows in data.items():
             c = COLORS[alg]
             full = [r for r in rows if r["eval"] == "full"]
             srv = rows if zoom else full
-            lab = {"dwa": "DWA server", "fedasync": "FedAsync server",
-                   "gossip": "gossip node mean"}[alg]
-            ax.plot([r["virtual_time_s"] for r in srv], [r["test_accuracy"] for r in srv],
-                    color=c, lw=1.7, marker="." if zoom else None, ms=3, label=lab)
+            lab = {
+                "dwa": "DWA server",
+                "fedasync": "FedAsync server",
+                "gossip": "gossip node mean",
+            }[alg]
+            ax.plot(
+                [r["virtual_time_s"] for r in srv],
+                [r["test_accuracy"] for r in srv],
+                color=c,
+                lw=1.7,
+                marker="." if zoom else None,
+                ms=3,
+                label=lab,
+            )
             if "node_accuracy_p90" in full[0]:
-                ax.plot([r["virtual_time_s"] for r in full],
-                        [r["node_accuracy_p90"] for r in full], color=c, ls="--", lw=1.1,
-                        label=f"{alg} node p90")
+                ax.plot(
+                    [r["virtual_time_s"] for r in full],
+                    [r["node_accuracy_p90"] for r in full],
+                    color=c,
+                    ls="--",
+                    lw=1.1,
+                    label=f"{alg} node p90",
+                )
                 if alg == "dwa":
-                    ax.plot([r["virtual_time_s"] for r in full],
-                            [r["node_accuracy_max"] for r in full], color=c, ls=":", lw=1.1,
-                            label="dwa node max")
+                    ax.plot(
+                        [r["virtual_time_s"] for r in full],
+                        [r["node_accuracy_max"] for r in full],
+                        color=c,
+                        ls=":",
+                        lw=1.1,
+                        label="dwa node max",
+                    )
         ax.axhline(0.8, color="gray", lw=0.6, ls=":")
         ax.set_xlabel("virtual time (s)")
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         if zoom:
             ax.set_xlim(t_up - 40, t_up + 100)
-            lo = min(r["test_accuracy"] for rs in data.values() for r in rs
-                     if t_up - 40 <= r["virtual_time_s"] <= t_up + 100)
+            lo = min(
+                r["test_accuracy"]
+                for rs in data.values()
+                for r in rs
+                if t_up - 40 <= r["virtual_time_s"] <= t_up + 100
+            )
             ax.set_ylim(max(0.0, lo - 0.03), None)
             ax.set_title("after the server returns (1-s server evals)", fontsize=9)
         else:
@@ -257,13 +313,22 @@ def measure(out: Path) -> None:
     rows = []
     base = ["task.train.local_steps=5", "algorithm.max_arrivals=12"]
     cases = [
-        ("fedasync", 1000, ["server=always"]), ("dwa", 1000, ["server=always"]),
-        ("dwa", 1000, ["server=never"]), ("fedasync", 200, ["server=always"]),
-        ("dwa", 200, ["server=always"]), ("dwa", 200, ["server=never"]),
+        ("fedasync", 1000, ["server=always"]),
+        ("dwa", 1000, ["server=always"]),
+        ("dwa", 1000, ["server=never"]),
+        ("fedasync", 200, ["server=always"]),
+        ("dwa", 200, ["server=always"]),
+        ("dwa", 200, ["server=never"]),
     ]
     for alg, n, extra in cases:
-        ov = base + extra + [f"sim.num_nodes={n}", "algorithm.max_trainings=28"
-                             if alg == "dwa" else "sim.eval_nodes=10"]
+        ov = (
+            base
+            + extra
+            + [
+                f"sim.num_nodes={n}",
+                "algorithm.max_trainings=28" if alg == "dwa" else "sim.eval_nodes=10",
+            ]
+        )
         cfg = compose_cfg(alg, ov)
         b = build(cfg)
         r = make_runner(cfg, b, resolve_strategy("auto", cfg["task"]["model"]))
@@ -273,8 +338,15 @@ def measure(out: Path) -> None:
         comp = time.perf_counter() - t0
         t0 = time.perf_counter()
         st = jax.block_until_ready(r.chunk(st, key, 6.0))
-        rows.append({"alg": alg, "nodes": n, "overrides": ov, "compile_and_warm_s": comp,
-                     "wall_s_per_quantum": (time.perf_counter() - t0) / 4.0})
+        rows.append(
+            {
+                "alg": alg,
+                "nodes": n,
+                "overrides": ov,
+                "compile_and_warm_s": comp,
+                "wall_s_per_quantum": (time.perf_counter() - t0) / 4.0,
+            }
+        )
         print(rows[-1], flush=True)
     out.write_text(json.dumps(rows, indent=1))
 
@@ -304,8 +376,11 @@ def main() -> None:
     t_down, t_up = outage_window(cfg)
     res = analyse(data, t_down, t_up, float(cfg["sim"]["eval_every_s"]))
     res["command"] = "python scripts/fig_outage.py " + " ".join(sys.argv[1:])
-    res["runs"] = {a: json.loads((args.runs / a / "run.json").read_text()) for a in args.algs
-                   if (args.runs / a / "run.json").is_file()}
+    res["runs"] = {
+        a: json.loads((args.runs / a / "run.json").read_text())
+        for a in args.algs
+        if (args.runs / a / "run.json").is_file()
+    }
     (args.out / "outage.json").write_text(json.dumps(res, indent=1))
     plot(data, t_down, t_up, args.out / "outage.png")
     print(json.dumps({k: v for k, v in res.items() if k not in ("runs",)}, indent=1)[:4000])
