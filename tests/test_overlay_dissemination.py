@@ -181,3 +181,123 @@ def test_partners__uniform_online_not_self():
     assert on[p[on]].all() and (p[on] != np.nonzero(on)[0]).all()
     alone = jnp.zeros((n,), bool).at[3].set(True)
     assert (np.asarray(jax.jit(uniform_partners)(jax.random.key(0), alone)) == -1).all()
+
+
+REF_FIELDS = ("knows", "hot", "counter", "informed_at", "sent", "carried")
+
+
+def _reference_round(s, partner, online, now, k, consecutive, modes):
+    """A plain numpy round on `[N, T]` booleans (the pre-bit-packing implementation)."""
+    knows, hot, counter = s["knows"].copy(), s["hot"].copy(), s["counter"].copy()
+    sent, carried = s["sent"].copy(), s["carried"].copy()
+    n = knows.shape[0]
+    for mode in modes:
+        live = online & (partner >= 0)
+        ok = live & online[np.maximum(partner, 0)]
+        to = np.where(ok, partner, n)
+        theirs = knows[np.maximum(partner, 0)]
+        okc = ok[:, None]
+
+        def or_into(base, payload, to=to):
+            out = np.concatenate([base, np.zeros_like(base[:1])])
+            np.logical_or.at(out, to, payload)
+            return out[:n]
+
+        if mode == "push":
+            send = live & knows.any(1)
+            new, sent_m, carried_m = or_into(knows, knows), send, (knows & send[:, None]).sum(1)
+        elif mode in ("pull", "push_pull"):
+            pulled = theirs & okc
+            new = knows | pulled
+            carried_m = np.bincount(to, (pulled & ~knows).sum(1), n + 1)[:n].astype(np.int64)
+            if mode == "push_pull":
+                mine = knows & okc
+                new = or_into(new, mine)
+                carried_m += (mine & ~pulled).sum(1)
+            sent_m = live + np.bincount(to, minlength=n + 1)[:n]
+        else:
+            records = hot.sum(1)
+            send = live & (records > 0)
+            payload = hot & okc
+            new = or_into(knows, payload)
+            counter = counter + (payload & theirs).astype(np.int8)
+            counter = np.where(payload & ~theirs & consecutive, np.int8(0), counter)
+            hot = (hot & (counter < k)) | (new & ~knows)
+            sent_m, carried_m = send, np.where(send, records, 0)
+        sent, carried = sent + sent_m, carried + carried_m
+        knows = new
+    informed_at = np.where(knows & ~s["knows"], np.float32(now), s["informed_at"])
+    return dict(
+        knows=knows, hot=hot, counter=counter, informed_at=informed_at, sent=sent, carried=carried
+    )
+
+
+def _random_state(rng, n, t):
+    knows = rng.random((n, t)) < rng.random()
+    hot = knows & (rng.random((n, t)) < 0.3 * rng.random())
+    return dis.Knowledge(
+        knows=jnp.asarray(knows),
+        hot=jnp.asarray(hot),
+        counter=jnp.asarray(np.where(knows, rng.integers(0, 4, (n, t)), 0), jnp.int8),
+        informed_at=jnp.asarray(np.where(knows, rng.random((n, t)), np.inf), jnp.float32),
+        sent=jnp.asarray(rng.integers(0, 9, n), jnp.int32),
+        carried=jnp.asarray(rng.integers(0, 99, n), jnp.int32),
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "t", "modes"),
+    [
+        (300, 37, ("push",)),
+        (300, 64, ("pull",)),
+        (5000, 100, ("push_pull",)),  # > 2 chunks of `_update_rows`
+        (5000, 100, ("rumor",)),
+        (700, 5, ("rumor", "push_pull")),
+    ],
+)
+def test_dissemination__packed_rounds_match_plain_reference(n, t, modes):
+    rng = np.random.default_rng(n + t)
+    for trial in range(3):
+        state = _random_state(rng, n, t)
+        online = rng.random(n) < (0.5, 0.9, 1.0)[trial]
+        # few distinct targets: many senders per receiver (the OR of the push side)
+        partner = np.where(rng.random(n) < 0.1, -1, rng.integers(0, max(n // 20, 2), n))
+        k, consecutive = int(rng.integers(1, 4)), bool(trial % 2 == 0)
+        mode = modes if len(modes) > 1 else modes[0]
+        args = (jax.random.key(0), online, 7.0, k)
+        kw = dict(mode=mode, partner=jnp.asarray(partner, jnp.int32), consecutive=consecutive)
+        plain = dis.gossip_round(state, *args, **kw)
+        packed = dis.gossip_round(dis.pack(state), *args, **kw)
+        assert isinstance(plain, dis.Knowledge) and isinstance(packed, dis.PackedKnowledge)
+        chex.assert_trees_all_equal(plain, dis.unpack(packed))
+        ref = _reference_round(
+            {f: np.asarray(getattr(state, f)) for f in REF_FIELDS},
+            partner,
+            online,
+            7.0,
+            k,
+            consecutive,
+            modes,
+        )
+        for f in REF_FIELDS:
+            np.testing.assert_array_equal(np.asarray(getattr(plain, f)), ref[f], err_msg=f)
+
+
+def test_dissemination__pack_roundtrip_publish_and_uniform_partners():
+    rng = np.random.default_rng(11)
+    n, t = 3000, 45
+    state = _random_state(rng, n, t)
+    packed = dis.pack(state)
+    assert packed.knows.shape == (n, 2) and packed.knows.dtype == jnp.uint32
+    chex.assert_trees_all_equal(dis.unpack(packed), state)
+    origin = jnp.asarray(np.where(rng.random(t) < 0.5, rng.integers(0, 40, t), -1), jnp.int32)
+    chex.assert_trees_all_equal(
+        dis.unpack(dis.publish(packed, origin, 3.0)), dis.publish(state, origin, 3.0)
+    )
+    online = rng.random(n) < 0.4
+    for mode in (("rumor", "push_pull"), "push", "pull"):
+        a = dis.gossip_round(state, jax.random.key(3), online, 5.0, 2, mode=mode)
+        b = dis.gossip_round(packed, jax.random.key(3), online, 5.0, 2, mode=mode)
+        chex.assert_trees_all_equal(a, dis.unpack(b))
+    np.testing.assert_array_equal(dis.coverage(packed), dis.coverage(state))
+    np.testing.assert_array_equal(dis.all_informed_at(packed), dis.all_informed_at(state))

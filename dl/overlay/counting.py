@@ -40,3 +40,37 @@ def count_cols(x: Array) -> Array:
     lanes = _words(x[:main]).reshape(-1, _BLOCK, t // 4).sum(axis=1, dtype=jnp.uint32)
     counts = jax.lax.bitcast_convert_type(lanes, jnp.uint8).reshape(-1, t).sum(0, dtype=jnp.int32)
     return counts + x[main:].sum(axis=0, dtype=jnp.int32)
+
+
+# Bit-packed sets: task `t` of a row is bit `t % 32` of word `t // 32` (`uint32`), so a row of
+# 100 tasks is 4 words (16 bytes) instead of 100 bools; the padding bits of the last word are 0.
+
+
+def num_words(t: int) -> int:
+    """Words per row for `t` bits."""
+    return -(-t // 32)
+
+
+def pack_bits(x: Array) -> Array:
+    """`[N, T] bool` -> `[N, ceil(T / 32)] uint32`."""
+    n, t = x.shape
+    w = num_words(t)
+    x = jnp.pad(x, ((0, 0), (0, 32 * w - t))).reshape(n, w, 32).astype(jnp.uint32)
+    return (x << jnp.arange(32, dtype=jnp.uint32)).sum(axis=2, dtype=jnp.uint32)  # OR
+
+
+def unpack_bits(words: Array, t: int) -> Array:
+    """`[N, W] uint32` -> `[N, t] bool` (the first `t` bits of each row)."""
+    n = words.shape[0]
+    bits = (words[:, :, None] >> jnp.arange(32, dtype=jnp.uint32)) & jnp.uint32(1)
+    return bits.reshape(n, -1)[:, :t].astype(bool)
+
+
+def popcount_rows(words: Array) -> Array:
+    """`[N] int32`: set bits in each row of `words` `[N, W] uint32`."""
+    return jax.lax.population_count(words).sum(axis=1, dtype=jnp.int32)
+
+
+def popcount_cols(words: Array, t: int) -> Array:
+    """`[t] int32`: how many rows of `words` `[N, W] uint32` have each of the first `t` bits."""
+    return count_cols(unpack_bits(words, t))

@@ -1,9 +1,17 @@
 """Task dissemination by gossip: push, pull, push-pull anti-entropy and push rumor mongering.
 
 Vectorized over nodes and tasks: the whole overlay's knowledge is one `[N, T]` pytree, a round
-is one gather (pull side) and one scatter-max (push side, an OR over all senders that chose the
+is one gather (pull side) and one scatter-OR (push side, an OR over all senders that chose the
 same partner), and nothing loops over nodes or tasks in Python. Rounds are synchronous: every
 exchange of a round reads the knowledge of the *start* of the round.
+
+Rounds also run on bit-packed sets (`PackedKnowledge`, from `pack`: 32 tasks per `uint32`
+word, 16 bytes per node for 100 tasks instead of 100 bools), so the gather and the scatter-OR
+move a few words per node; long simulations carry the packed state and `unpack` it when they
+need the `[N, T]` booleans (the results are identical). The `[N, T]` counters (and, in the
+packed form, the `informed_at` stamps) are only touched in the rows that can change (nodes
+holding a hot rumor; nodes that learned something this round), gathered and updated `_CHUNK`
+rows at a time (`_update_rows`).
 
 - Anti-entropy (Demers et al., "Epidemic algorithms for replicated database maintenance",
   PODC 1987): each online node contacts one partner per round and they reconcile all tasks
@@ -36,13 +44,24 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from flax import struct
-from jax import Array
+from jax import Array, lax
+from jax._src import core as _core
+from jax._src.lax import lax as _lax_internal
+from jax._src.lax import slicing as _slicing
 
 from dl.errors import ConfigError
-from dl.overlay.counting import count_cols, count_rows
+from dl.overlay.counting import (
+    count_cols,
+    count_rows,
+    pack_bits,
+    popcount_cols,
+    popcount_rows,
+    unpack_bits,
+)
 from dl.overlay.partners import delivered, online_index, uniform_partners
 
 MODES = ("push", "pull", "push_pull", "rumor")
+_ALL = jnp.uint32(0xFFFFFFFF)
 
 
 @struct.dataclass
@@ -65,6 +84,29 @@ class Knowledge:
         return self.knows.shape[1]
 
 
+@struct.dataclass
+class PackedKnowledge:
+    """`Knowledge` with `knows` and `hot` bit-packed (`counting.pack_bits`): what a long
+    simulation carries. `publish`, `gossip_round` and the summaries accept either form and
+    `publish` / `gossip_round` return the form they were given; `pack` / `unpack` convert
+    exactly."""
+
+    knows: Array  # [N, W] uint32  bit t % 32 of word t // 32: the node knows task t
+    hot: Array  # [N, W] uint32  task t is a hot rumor at the node
+    counter: Array  # [N, T] int8
+    informed_at: Array  # [N, T] f32
+    sent: Array  # [N] i32
+    carried: Array  # [N] i32
+
+    @property
+    def num_nodes(self) -> int:
+        return self.knows.shape[0]
+
+    @property
+    def num_tasks(self) -> int:
+        return self.counter.shape[1]
+
+
 def init_knowledge(num_nodes: int, num_tasks: int) -> Knowledge:
     """Nobody knows anything yet."""
     if num_nodes < 1 or num_tasks < 1:
@@ -80,24 +122,174 @@ def init_knowledge(num_nodes: int, num_tasks: int) -> Knowledge:
     )
 
 
-@jax.jit
-def publish(state: Knowledge, origin: Array, now: Array | float) -> Knowledge:
-    """Task `t` appears at node `origin[t]` (`[T] int32`, `-1`: not now) as a fresh hot rumor."""
-    n, t = state.knows.shape
-    row = jnp.where(origin >= 0, origin, n).astype(jnp.int32)  # n: out of bounds, dropped
-    col = jnp.arange(t)
-    now = jnp.asarray(now, jnp.float32)
-    return state.replace(
-        knows=state.knows.at[row, col].set(True, mode="drop"),
-        hot=state.hot.at[row, col].set(True, mode="drop"),
-        counter=state.counter.at[row, col].set(0, mode="drop"),
-        informed_at=state.informed_at.at[row, col].min(now, mode="drop"),
+def pack(state: Knowledge | PackedKnowledge) -> PackedKnowledge:
+    """The bit-packed form of `state` (a `PackedKnowledge` is returned as is)."""
+    if isinstance(state, PackedKnowledge):
+        return state
+    return PackedKnowledge(
+        knows=pack_bits(state.knows),
+        hot=pack_bits(state.hot),
+        counter=state.counter,
+        informed_at=state.informed_at,
+        sent=state.sent,
+        carried=state.carried,
     )
 
 
-def _or_into(base: Array, payload: Array, to: Array) -> Array:
+def unpack(state: Knowledge | PackedKnowledge) -> Knowledge:
+    """The `[N, T] bool` form of `state` (a `Knowledge` is returned as is)."""
+    if isinstance(state, Knowledge):
+        return state
+    t = state.num_tasks
+    return Knowledge(
+        knows=unpack_bits(state.knows, t),
+        hot=unpack_bits(state.hot, t),
+        counter=state.counter,
+        informed_at=state.informed_at,
+        sent=state.sent,
+        carried=state.carried,
+    )
+
+
+def _scatter_or(base: Array, index: Array, updates: Array) -> Array:
+    """`base` with `updates[m]` OR-ed into `base[index[m]]` (out-of-bounds entries dropped).
+
+    `index` is `[M]` (whole rows; `updates` `[M, *base.shape[1:]]`) or `[M, base.ndim]` (single
+    words; `updates` `[M]`). XLA's scatter takes any combiner, but `jnp` only offers
+    set/add/mul/min/max, so this binds `lax`'s scatter primitive with a bitwise-OR combiner
+    (what `lax.scatter_apply` does with its unary function; private JAX API, checked by the
+    packed-vs-plain tests). Exact for any number of updates to the same word, unlike a
+    scatter-max of packed words; 0.8 ms for 100,000 rows of 4 words on the benchmark machine.
+    """
+    if index.ndim == 1:
+        index = index[:, None]
+        dims = lax.ScatterDimensionNumbers(
+            update_window_dims=tuple(range(1, base.ndim)),
+            inserted_window_dims=(0,),
+            scatter_dims_to_operand_dims=(0,),
+        )
+    else:
+        dims = lax.ScatterDimensionNumbers(
+            update_window_dims=(),
+            inserted_window_dims=tuple(range(base.ndim)),
+            scatter_dims_to_operand_dims=tuple(range(base.ndim)),
+        )
+    jaxpr, consts = _lax_internal._reduction_jaxpr(
+        lax.bitwise_or, _core.typeof(_lax_internal._zero(base))
+    )
+    return _slicing.scatter_p.bind(
+        base,
+        index.astype(jnp.int32),
+        updates.astype(base.dtype),
+        update_jaxpr=jaxpr,
+        update_consts=consts,
+        dimension_numbers=dims,
+        indices_are_sorted=False,
+        unique_indices=False,
+        mode=lax.GatherScatterMode.FILL_OR_DROP,
+    )
+
+
+# The round logic runs on either form of a set of tasks per node: `[N, T] bool` (`Knowledge`)
+# or `[N, W] uint32` bits (`PackedKnowledge`); `&`, `|`, `~` and row gathers mean the same on
+# both, and these helpers cover the rest.
+
+
+def _or_rows(base: Array, to: Array, payload: Array) -> Array:
     """`base[j] | OR of payload[i] over i with to[i] == j` (`to[i] == N`: dropped)."""
-    return base.at[to].max(payload, mode="drop")
+    if base.dtype == jnp.bool_:
+        return base.at[to].max(payload, mode="drop")
+    return _scatter_or(base, to, payload)
+
+
+def _count(x: Array) -> Array:
+    """`[N] int32`: tasks in each row."""
+    return count_rows(x) if x.dtype == jnp.bool_ else popcount_rows(x)
+
+
+def _as_bool(x: Array, t: int) -> Array:
+    """`[N, t] bool` form of the sets `x`."""
+    return x if x.dtype == jnp.bool_ else unpack_bits(x, t)
+
+
+def _like(b: Array, x: Array) -> Array:
+    """The `[N, T] bool` sets `b` in the form of `x`."""
+    return b if x.dtype == jnp.bool_ else pack_bits(b)
+
+
+def _nonempty(x: Array) -> Array:
+    """`[N] bool`: rows holding some task."""
+    return x.any(axis=1) if x.dtype == jnp.bool_ else (x != 0).any(axis=1)
+
+
+def _rows_if(ok: Array, x: Array) -> Array:
+    """`[N, 1]` mask: keeps the rows of `x` where `ok`, empties the others."""
+    if x.dtype == jnp.bool_:
+        return ok[:, None]
+    return jnp.where(ok, _ALL, jnp.uint32(0))[:, None]
+
+
+def _cumsum(x: Array) -> Array:
+    """Inclusive cumulative sum of `[N] int32` (XLA:CPU: ~2.5x faster than `jnp.cumsum`)."""
+    return lax.associative_scan(jnp.add, x)
+
+
+_CHUNK = 2048  # rows per step of `_update_rows`
+
+
+def _update_rows(select: Array, fn, outs: tuple, extra: tuple = ()) -> tuple:
+    """`outs` with `fn` applied to the rows where `select` (`[N] bool`) holds, in place.
+
+    `outs` and `extra` are tuples of arrays with a leading `[N]` axis; `fn(*out_rows,
+    *extra_rows)` maps a batch of rows to their new `outs` rows. The selected rows are
+    compacted and processed `_CHUNK` at a time by a while loop (gather, `fn`, scatter back),
+    so the cost follows the number of selected rows and the `[N, T]` arrays in `outs` are
+    updated in place (no copy); nothing runs when no row is selected.
+    """
+    n = select.shape[0]
+    c = min(n, _CHUNK)
+    steps = -(-n // c)
+    sel = select.astype(jnp.int32)
+    rank = _cumsum(sel) - sel
+    count = rank[-1] + sel[-1]
+    filler = n + jnp.arange(steps * c, dtype=jnp.int32)  # distinct and out of bounds
+    idx = filler.at[jnp.where(select, rank, steps * c + jnp.arange(n))].set(
+        jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True
+    )
+
+    def body(i, outs):
+        rows = lax.dynamic_slice(idx, (i * c,), (c,))
+        new = fn(*(a.at[rows].get(mode="clip") for a in (*outs, *extra)))
+        return tuple(
+            o.at[rows].set(r, mode="drop", unique_indices=True)
+            for o, r in zip(outs, new, strict=True)
+        )
+
+    return lax.fori_loop(0, (count + c - 1) // c, body, tuple(outs))
+
+
+@jax.jit
+def publish(
+    state: Knowledge | PackedKnowledge, origin: Array, now: Array | float
+) -> Knowledge | PackedKnowledge:
+    """Task `t` appears at node `origin[t]` (`[T] int32`, `-1`: not now) as a fresh hot rumor."""
+    n, t = state.num_nodes, state.num_tasks
+    row = jnp.where(origin >= 0, origin, n).astype(jnp.int32)  # n: out of bounds, dropped
+    col = jnp.arange(t)
+    now = jnp.asarray(now, jnp.float32)
+    if isinstance(state, PackedKnowledge):
+        word = jnp.stack([row, col // 32], axis=1)
+        bit = jnp.left_shift(jnp.uint32(1), (col % 32).astype(jnp.uint32))
+        knows, hot = _scatter_or(state.knows, word, bit), _scatter_or(state.hot, word, bit)
+    else:
+        knows = state.knows.at[row, col].set(True, mode="drop")
+        hot = state.hot.at[row, col].set(True, mode="drop")
+    return state.replace(
+        knows=knows,
+        hot=hot,
+        counter=state.counter.at[row, col].set(0, mode="drop"),
+        informed_at=state.informed_at.at[row, col].min(now, mode="drop"),
+    )
 
 
 def _replies(to: Array, n: int) -> Array:
@@ -115,51 +307,62 @@ def _exchange(
     k: Array | int,
     consecutive: bool | Array,
 ) -> tuple[Array, Array, Array, Array, Array]:
-    """One mode's exchange: (knows, hot, counter, sent [N], carried [N]) after it."""
+    """One mode's exchange: (knows, hot, counter, sent [N], carried [N]) after it.
+
+    `knows` and `hot` are `[N, T] bool` or bit-packed `[N, W] uint32` (both the same form).
+    """
     n = knows.shape[0]
     live = online & (partner >= 0)  # [N] initiates a contact
     ok = delivered(partner, online)  # [N] ... and the partner is online
     to = jnp.where(ok, partner, n)  # [N] scatter target, n = lost
-    okc = ok[:, None]
-    theirs = knows[jnp.maximum(partner, 0)]  # [N, T] the partner's knowledge (gather)
+    okc = _rows_if(ok, knows)  # [N, 1]
+    theirs = knows[jnp.maximum(partner, 0)]  # the partner's knowledge (gather)
 
     if mode == "push":
-        send = live & knows.any(axis=1)
+        send = live & (knows != 0).any(axis=1)
         return (
-            _or_into(knows, knows & okc, to),
+            _or_rows(knows, to, knows),  # lost pushes (to == n) are dropped
             hot,
             counter,
             send.astype(jnp.int32),
-            count_rows(knows & send[:, None]),
+            jnp.where(send, _count(knows), 0),
         )
     if mode in ("pull", "push_pull"):
         pulled = theirs & okc  # the partner's reply
         new = knows | pulled
-        replied = count_rows(pulled & ~knows)  # records in i's reply, sent by its partner
+        replied = _count(pulled & ~knows)  # records in i's reply, sent by its partner
         carried = jnp.zeros((n,), jnp.int32).at[to].add(replied, mode="drop")
         if mode == "push_pull":
             mine = knows & okc
-            new = _or_into(new, mine, to)
-            carried = carried + count_rows(mine & ~pulled)
+            new = _or_rows(new, to, mine)
+            carried = carried + _count(mine & ~pulled)
         sent = live.astype(jnp.int32) + _replies(to, n)
         return new, hot, counter, sent, carried
     # rumor: push hot tasks; feedback when the partner already knew
-    records = count_rows(hot)
+    records = _count(hot)
     send = live & (records > 0)
     payload = hot & okc
-    new = _or_into(knows, payload, to)
+    new = _or_rows(knows, to, payload)
     useless = payload & theirs
-    counter = counter + useless.astype(jnp.int8)
-    counter = jnp.where(payload & ~theirs & consecutive, jnp.int8(0), counter)  # reset
+    reset = jnp.where(consecutive, payload & ~theirs, jnp.zeros_like(payload))  # useful push
+    t = counter.shape[1]
+
+    def feedback(counter, hot, useless, reset):  # some rows: counters, tasks still hot
+        c = counter + _as_bool(useless, t).astype(jnp.int8)
+        c = jnp.where(_as_bool(reset, t), jnp.int8(0), c)
+        return c, hot & _like(c < k, hot)
+
+    # only rows holding a hot task can change
+    counter, kept = _update_rows(records > 0, feedback, (counter, hot), (useless, reset))
     # nodes that do not know a task always have counter 0 there, so new rumors start at 0
     carried = jnp.where(send, records, 0)  # lost pushes were sent too
-    hot = (hot & (counter < k)) | (new & ~knows)
+    hot = kept | (new & ~knows)
     return new, hot, counter, send.astype(jnp.int32), carried
 
 
 @partial(jax.jit, static_argnames=("mode",))
 def gossip_round(
-    state: Knowledge,
+    state: Knowledge | PackedKnowledge,
     key: Array,
     online: Array,
     now: Array | float,
@@ -168,11 +371,12 @@ def gossip_round(
     mode: str | tuple[str, ...] = "push_pull",
     partner: Array | None = None,
     consecutive: bool | Array = True,
-) -> Knowledge:
+) -> Knowledge | PackedKnowledge:
     """One synchronous gossip round over all nodes and tasks.
 
     Args:
-      state: the overlay's knowledge.
+      state: the overlay's knowledge, plain or `pack`ed (the result has the same form; the
+        packed form moves 4x-8x fewer bytes per node, and is what long simulations carry).
       key: PRNG key (only used to draw partners when `partner` is None).
       online: `[N] bool`, who is online this round.
       now: round index or virtual time stamped into `informed_at` (pass a float: an int
@@ -207,31 +411,45 @@ def gossip_round(
         sent, carried = sent + sent_m, carried + carried_m
     newly = knows & ~state.knows
     now = jnp.asarray(now, jnp.float32)
+    t = state.num_tasks
+    if newly.dtype == jnp.bool_:  # one fused pass is as fast as the row loop here
+        informed_at = jnp.where(newly, now, state.informed_at)
+    else:
+        (informed_at,) = _update_rows(
+            _nonempty(newly),
+            lambda at, new: (jnp.where(unpack_bits(new, t), now, at),),
+            (state.informed_at,),
+            (newly,),
+        )
     return state.replace(
         knows=knows,
         hot=hot,
         counter=counter,
-        informed_at=jnp.where(newly, now, state.informed_at),
+        informed_at=informed_at,
         sent=sent,
         carried=carried,
     )
 
 
-def coverage(state: Knowledge) -> Array:
+def coverage(state: Knowledge | PackedKnowledge) -> Array:
     """`[T] f32`: fraction of nodes that know each task."""
-    return count_cols(state.knows).astype(jnp.float32) / state.num_nodes
+    if isinstance(state, PackedKnowledge):
+        counts = popcount_cols(state.knows, state.num_tasks)
+    else:
+        counts = count_cols(state.knows)
+    return counts.astype(jnp.float32) / state.num_nodes
 
 
-def residue(state: Knowledge) -> Array:
+def residue(state: Knowledge | PackedKnowledge) -> Array:
     """`[T] f32`: fraction of nodes that never heard of each task (Demers's s)."""
     return 1.0 - coverage(state)
 
 
-def traffic(state: Knowledge) -> Array:
+def traffic(state: Knowledge | PackedKnowledge) -> Array:
     """`[] f32`: task records sent per node and task (Demers's m when there is one task)."""
     return state.carried.sum(dtype=jnp.float32) / (state.num_nodes * state.num_tasks)
 
 
-def all_informed_at(state: Knowledge) -> Array:
+def all_informed_at(state: Knowledge | PackedKnowledge) -> Array:
     """`[T] f32`: when the last node learned each task (inf while someone does not know)."""
     return state.informed_at.max(axis=0)

