@@ -1,7 +1,7 @@
 """Turns a resolved config (plain dict) into the pieces a simulation runs on: data, model,
 device profiles, availability, node environment. Every bad value stops with a one-line error."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -86,7 +86,8 @@ def build_availability(cfg: dict, n: int, root) -> Availability:
     raise ConfigError(f"unknown trace.availability '{kind}' (choose from: {options})")
 
 
-def build(cfg: dict) -> Built:
+def build(cfg: dict, availability: Availability | None = None) -> Built:
+    """`availability`: use this timeline (N = sim.num_nodes rows) instead of the trace's."""
     task = cfg["task"]
     n_real = int(cfg["sim"]["num_nodes"])
     if n_real < 1:
@@ -120,7 +121,9 @@ def build(cfg: dict) -> Built:
     energy = make_energy_env(
         profiles, mbytes, train.batch_size, train.local_steps, cfg.get("energy") or {}
     )
-    av = shard_nodes(silence_padding(build_availability(cfg, n, root), n_real), mesh, n)
+    if availability is None:
+        availability = build_availability(cfg, n, root)
+    av = shard_nodes(silence_padding(pad_availability(availability, n), n_real), mesh, n)
     energy = EnergyEnv(**{f: shard_nodes(getattr(energy, f), mesh, n) for f in ENERGY_FIELDS})
     env = NodeEnv(
         x=shard_nodes(jnp.asarray(nodes.x), mesh, n),
@@ -147,6 +150,30 @@ def build(cfg: dict) -> Built:
         mesh,
         n_real,
     )
+
+
+def pad_availability(av: Availability, n: int) -> Availability:
+    """Appends never-online rows up to n nodes (for a timeline built for the real nodes only)."""
+    m = int(av.first_online.shape[0])
+    if m == n:
+        return av
+    if m > n:
+        raise ConfigError(f"availability has {m} nodes, the simulation {n}")
+    times = jnp.concatenate([av.times, jnp.full((n - m, av.times.shape[1]), jnp.inf)], axis=0)
+    first = jnp.concatenate([av.first_online, jnp.zeros((n - m,), bool)])
+    return Availability(times=times.astype(jnp.float32), first_online=first)
+
+
+def with_availability(b: Built, av: Availability) -> Built:
+    """`b` running on another availability timeline (same nodes, data, devices)."""
+    n = int(b.env.counts.shape[0])
+    av = shard_nodes(silence_padding(pad_availability(av, n), b.n_real), b.mesh, n)
+    env = replace(
+        b.env,
+        online=lambda t: is_online(av, t),
+        online_until=lambda t0, t1: online_during(av, t0, t1),
+    )
+    return replace(b, availability=av, env=env)
 
 
 def server_opt_spec(alg: dict) -> ServerOptSpec:

@@ -1,8 +1,9 @@
 """Entry point: `python -m dl.run [overrides]` or `dl-run [overrides]` (Hydra).
 
-Config groups live in `conf/` (task, algorithm, trace, server, logger, experiment). Every run
-writes `metrics.jsonl`, `summary.json` and the resolved `config.yaml` into its Hydra run
-directory. A bad input stops with one line `error: <cause>` and exit status 2.
+Config groups live in `conf/` (task, algorithm, trace, server, energy, discovery, logger,
+experiment). Every run writes `metrics.jsonl`, `summary.json` and the resolved `config.yaml`
+into its Hydra run directory (several tasks: also `overlay.json`). A bad input stops with one
+line `error: <cause>` and exit status 2.
 """
 
 import logging
@@ -16,7 +17,17 @@ from omegaconf import DictConfig, OmegaConf
 from dl.errors import ConfigError, DLError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("task", "algorithm", "trace", "server", "energy", "logger", "launcher", "experiment")
+GROUPS = (
+    "task",
+    "algorithm",
+    "trace",
+    "server",
+    "energy",
+    "discovery",
+    "logger",
+    "launcher",
+    "experiment",
+)
 OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
 
 
@@ -57,6 +68,16 @@ def hydra_main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     if summary is None:  # stopped by SIGTERM after a checkpoint
         sys.exit(143)
+    if summary.get("tasks"):
+        for name in summary["tasks"]:
+            acc = summary.get(f"{name}/test_accuracy")
+            acc = "no training" if acc is None else f"final test accuracy {acc:.4f}"
+            print(
+                f"{name}: {summary[f'{name}/review']}, {acc}, chosen by "
+                f"{summary.get(f'{name}/ever_chose', 0)} nodes"
+            )
+        print(f"-> {summary['run_dir']}")
+        return None
     acc = summary.get("test_accuracy")
     what = f"final test accuracy {acc:.4f}" if acc is not None else "system-only run done"
     print(

@@ -25,8 +25,13 @@ from dl.train.mapping import resolve_strategy
 def simulate(cfg: dict, run_dir: Path) -> dict:
     """Runs the simulation `cfg` (a resolved plain dict) and writes outputs under `run_dir`.
 
-    Returns the summary (final metrics), also written to `run_dir/summary.json`.
+    Returns the summary (final metrics), also written to `run_dir/summary.json`. A config
+    with a `tasks:` mapping runs several tasks on one population (`dl.simulate_multi`).
     """
+    if cfg.get("tasks"):
+        from dl.simulate_multi import simulate_multitask
+
+        return simulate_multitask(cfg, Path(run_dir))
     sim = cfg["sim"]
     duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
     if duration <= 0 or every <= 0:

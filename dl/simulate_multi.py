@@ -1,0 +1,174 @@
+"""The host loop for several tasks on one population (`dl.multitask` builds the pieces).
+
+All tasks advance chunk by chunk to the same evaluation times; each row of `metrics.jsonl`
+holds the overlay's state at that time and every task's metrics under `<task>/...` keys.
+`overlay.json` keeps the overlay's per-round record (knowledge, participants, review) for
+`scripts/fig_overlay.py`.
+"""
+
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from dl.errors import ConfigError, DLError
+from dl.logging.metrics import MetricsLogger, write_json_atomic
+from dl.multitask import TaskRun, first_rounds, setup, start
+from dl.simulate import ENERGY_PARTS
+
+
+def _overlay_row(names, ov, first, r: int, n: int) -> dict:
+    rev = ov.review
+    on = max(int(ov.online[r]), 1)
+    row = {
+        "online_fraction": float(ov.online[r]) / n,
+        "overlay/idle_online_fraction": float(ov.online[r] - ov.participants[r].sum()) / on,
+    }
+    for j, nm in enumerate(names):
+        row[f"{nm}/known_fraction"] = float(ov.known_online[r, j]) / on
+        row[f"{nm}/participants"] = int(ov.participants[r, j])
+        row[f"{nm}/ever_chose"] = int((first[:, j] <= r).sum())
+        row[f"{nm}/approved"] = bool(rev.approved[j] and r >= rev.decided_round[j])
+    return row
+
+
+def _task_row(t: TaskRun, first_col: np.ndarray, r: int, perm: np.ndarray, k: int) -> dict:
+    st, run, p = t.state, t.runner, f"{t.name}/"
+    row = {p + "virtual_time_s": run.clock(st)}
+    server = run.params(st)
+    if t.node_eval is not None:
+        joined = perm[first_col[perm] <= r]
+        if joined.size:
+            idx = np.resize(joined, k)
+            acc, loss = (np.asarray(a) for a in t.node_eval(run.node_params(st), idx))
+            row[p + "node_accuracy_mean"] = float(acc.mean())
+            row[p + "node_accuracy_p10"] = float(np.quantile(acc, 0.1))
+            row[p + "node_accuracy_p90"] = float(np.quantile(acc, 0.9))
+            row[p + "node_loss_mean"] = float(loss.mean())
+    if server is not None:
+        acc, loss = t.evaluate(server)
+        row[p + "test_accuracy"], row[p + "test_loss"] = float(acc), float(loss)
+    elif p + "node_accuracy_mean" in row:
+        row[p + "test_accuracy"] = row[p + "node_accuracy_mean"]
+        row[p + "test_loss"] = row[p + "node_loss_mean"]
+    loss = row.get(p + "test_loss")
+    if loss is not None and not np.isfinite(loss):
+        raise DLError(f"task {t.name}: test loss became {loss} (diverged; lower its train.lr)")
+    row |= {p + k_: v for k_, v in run.gauges(st).items() if k_ != "staleness_hist"}
+    return row
+
+
+def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
+    """Runs the several-task config `cfg`; writes metrics.jsonl, overlay.json, summary.json."""
+    sim = cfg["sim"]
+    duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
+    if duration <= 0 or every <= 0:
+        raise ConfigError("sim.duration_s and sim.eval_every_s must be > 0")
+    t_wall = time.perf_counter()
+    names, runs, ov, info = setup(cfg)
+    start(runs, cfg)
+    setup_s = time.perf_counter() - t_wall
+    n = int(sim["num_nodes"])
+    first = first_rounds(ov.assign, len(names))
+    perm = np.random.default_rng([int(cfg["seed"]), 99]).permutation(n)
+    k = int(sim.get("eval_nodes", 10))
+    totals = {t.name: {} for t in runs}
+    run_dir = Path(run_dir)
+    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "tasks"))
+    rows = 0
+
+    def record(now: float) -> dict:
+        nonlocal rows
+        r = min(int(now // ov.period_s), len(ov.times) - 1)
+        row = {"virtual_time_s": now} | _overlay_row(names, ov, first, r, n)
+        energy = 0.0
+        for t in runs:
+            row |= _task_row(t, first[:, t.index], r, perm, k)
+            tot = totals[t.name]
+            tot["energy_j"] = sum(tot.get(e, 0.0) for e in ENERGY_PARTS)
+            row |= {f"{t.name}/{k_}": v for k_, v in tot.items()}
+            energy += tot["energy_j"]
+        row |= {"energy_j": energy, "wall_time_s": time.perf_counter() - t_wall}
+        logger.log(row)
+        rows += 1
+        return row
+
+    bar = tqdm(total=duration, desc=cfg.get("name", "tasks"), disable=not sim["progress"])
+    summary = None
+    try:
+        row, now, target = record(0.0), 0.0, every
+        while now < duration:
+            stop = min(target, duration)
+            for t in runs:
+                if t.runner.clock(t.state) < stop:
+                    t.state = t.runner.chunk(t.state, t.key, stop)
+                t.state, counts = t.runner.drain(t.state)
+                for c, v in counts.items():
+                    totals[t.name][c] = totals[t.name].get(c, 0.0) + v
+            bar.update(stop - now)
+            now = min(t.runner.clock(t.state) for t in runs) if runs else stop
+            now = max(now, stop)
+            while target <= now:
+                target += every
+            row = record(now)
+        summary = _summary(names, runs, ov, info, row, run_dir, setup_s)
+        write_json_atomic(run_dir / "overlay.json", overlay_record(names, ov, first, info))
+    finally:
+        bar.close()
+        logger.close(summary)
+    return summary
+
+
+def overlay_record(names, ov, first, info) -> dict:
+    """The overlay's per-round series and review outcome, JSON-ready."""
+    rev = ov.review
+    on = np.maximum(ov.online, 1)[:, None]
+    r = np.arange(len(ov.times))
+    ever = np.stack([np.searchsorted(np.sort(f), r, side="right") for f in first.T], axis=1)
+    return {
+        "names": list(names),
+        "period_s": ov.period_s,
+        "times_s": ov.times.tolist(),
+        "online": ov.online.tolist(),
+        "known_fraction_online": (ov.known_online / on).tolist(),
+        "participants": ov.participants.tolist(),
+        "ever_chose": ever.tolist(),
+        "review": {
+            "abusive": np.asarray(info["table"].abusive).tolist(),
+            "approved": rev.approved.tolist(),
+            "approvals": rev.approvals.tolist(),
+            "voted": rev.voted.tolist(),
+            "decided_s": (rev.decided_round * ov.period_s).tolist(),
+        },
+        "feasible_fraction": info["feasible_fraction"],
+        "specs": info["specs"],
+        "messages_per_node": ov.messages_per_node,
+    }
+
+
+def _summary(names, runs, ov, info, row, run_dir, setup_s) -> dict:
+    rev = ov.review
+    table = info["table"]
+    out = {k: v for k, v in row.items()}
+    out |= {
+        "run_dir": str(run_dir),
+        "tasks": list(names),
+        "setup_s": setup_s,
+        "round": max((int(row.get(f"{t.name}/round", 0)) for t in runs), default=0),
+        "overlay_messages_per_node": ov.messages_per_node,
+    }
+    for j, nm in enumerate(names):
+        abusive = bool(np.asarray(table.abusive)[j])
+        out[f"{nm}/abusive"] = abusive
+        out[f"{nm}/review"] = (
+            f"{'approved' if rev.approved[j] else 'rejected'} "
+            f"({int(rev.approvals[j])}/{int(rev.voted[j])} approvals)"
+        )
+        out[f"{nm}/feasible_fraction"] = info["feasible_fraction"][j]
+    for t in runs:
+        out[f"{t.name}/strategy"] = t.strategy
+        out[f"{t.name}/model_bytes"] = t.built.model_bytes
+        out[f"{t.name}/num_params"] = int(sum(p.size for p in jax.tree.leaves(t.built.params)))
+    return out
