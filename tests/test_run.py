@@ -107,6 +107,8 @@ def test_bad_values(tmp_path):
     assert "clients_per_round" in expect_error(tmp_path, "algorithm.clients_per_round=1000")
     assert "optimizer" in expect_error(tmp_path, "task.train.optimizer=lbfgs")
     assert "node_map" in expect_error(tmp_path, "sim.node_map=pmap")
+    pegasos_async = expect_error(tmp_path, "algorithm=fedasync", "task.train.lr_schedule=pegasos")
+    assert "lr_schedule=pegasos" in pegasos_async and "fedasync" in pegasos_async
 
 
 def test_divergence_is_reported(tmp_path):

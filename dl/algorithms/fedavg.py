@@ -123,7 +123,10 @@ def make_fedavg_chunk(
         start = jax.tree.map(lambda p: jnp.broadcast_to(p, (k,) + p.shape), state.params)
         keys = node_keys(jax.random.fold_in(rkey, 1), jnp.zeros((), jnp.int32), chosen)
         counts = env.counts[chosen]
-        new, loss = batch_train(start, env.x[chosen], env.y[chosen], counts, chosen_ok, keys)
+        # the server model's age (SGD steps along its lineage; ALGORITHMS.md §1.5) is rounds x
+        # local steps; it clocks lr_schedule=pegasos and is ignored by a constant lr
+        age = jnp.broadcast_to(state.round.astype(jnp.float32) * train.local_steps, (k,))
+        new, loss = batch_train(start, env.x[chosen], env.y[chosen], counts, chosen_ok, keys, age)
         w = jnp.where(chosen_ok, counts, 0).astype(jnp.float32)
         wsum = jnp.maximum(w.sum(), 1.0)
         if spec.upload_frac < 1.0:

@@ -114,6 +114,11 @@ def make_async_parts(
     if eng.upload_policy not in ("lost", "retry"):
         raise ConfigError(f"unknown server.upload_policy '{eng.upload_policy}' (lost, retry)")
     c_eff = min(c, n)
+    if train.lr_schedule != "constant":
+        raise ConfigError(
+            f"task.train.lr_schedule={train.lr_schedule} is defined for fedavg and gossip "
+            "(server / model age as the lr clock); fedasync, fedbuff and dwa use a constant lr"
+        )
     batch_train = make_batch_train(apply_fn, train, strategy)
     mb = jnp.float32(model_bytes)
     t_client = env.t_down + env.t_comp + env.t_up

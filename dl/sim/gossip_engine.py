@@ -239,7 +239,9 @@ def make_gossip_quantum(
             keys = jax.vmap(lambda sq, i: jax.random.fold_in(jax.random.fold_in(key, sq), i))(
                 st.train_q[order], order
             )
-            new, _ = batch_train(start, env.x[order], env.y[order], env.counts[order], ok, keys)
+            new, _ = batch_train(
+                start, env.x[order], env.y[order], env.counts[order], ok, keys, st.age[order]
+            )
             slot = jnp.where(ok, order, n)
             params = jax.tree.map(
                 lambda p, v: p.at[slot].set(v.astype(p.dtype), mode="drop"), params, new

@@ -8,6 +8,12 @@ A batch of nodes is mapped with the strategy of `dl.train.mapping` (vmap / lax.m
 inactive slots (padded nodes, or capacity left unused in a quantum) return their input unchanged.
 
 Clients start each session with a fresh optimizer state, as FL clients do (McMahan et al. 2017).
+
+`lr_schedule=pegasos` is the update of the gossip-learning papers (Hegedus, Danner, Jelasity,
+DAIS 2019 / JPDC 2021; Shalev-Shwartz et al., Pegasos, 2007; ALGORITHMS.md §1.2): step j of a
+session that starts from a model of age t0 uses `eta = 1 / (lambda (t0 + j + 1))` and
+`w <- (1 - eta lambda) w - eta grad`, with lambda = `weight_decay`; the model's age (SGD steps
+along its lineage) is the learning-rate clock, so a merged or server model keeps its schedule.
 """
 
 from collections.abc import Callable
@@ -32,6 +38,7 @@ class LocalTrainSpec:
     optimizer: str = "sgd"  # [sgd, momentum, adam]
     momentum: float = 0.9
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # [constant, pegasos]: pegasos = 1/(weight_decay * age), SGD
 
 
 def make_optimizer(spec: LocalTrainSpec) -> optax.GradientTransformation:
@@ -53,10 +60,26 @@ def make_optimizer(spec: LocalTrainSpec) -> optax.GradientTransformation:
     return tx
 
 
+def check_schedule(spec: LocalTrainSpec) -> None:
+    if spec.lr_schedule not in ("constant", "pegasos"):
+        raise ConfigError(
+            f"unknown task.train.lr_schedule '{spec.lr_schedule}' (choose from: constant, pegasos)"
+        )
+    if spec.lr_schedule == "pegasos" and (spec.optimizer != "sgd" or spec.weight_decay <= 0):
+        raise ConfigError(
+            "task.train.lr_schedule=pegasos needs optimizer=sgd and weight_decay > 0 (lambda), "
+            f"got optimizer={spec.optimizer}, weight_decay={spec.weight_decay}"
+        )
+
+
 def make_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
-    """Returns `node_train(params, x [M,...], y [M,...], count [], key) -> (params, mean loss)`."""
+    """Returns `node_train(params, x [M,...], y [M,...], count [], key, age0 [] = 0)
+    -> (params, mean loss)`; `age0` (the model's age) matters only to `lr_schedule=pegasos`."""
     if spec.batch_size < 1 or spec.local_steps < 1:
         raise ConfigError("task.train.batch_size and task.train.local_steps must be >= 1")
+    check_schedule(spec)
+    if spec.lr_schedule == "pegasos":
+        return _pegasos_node_train(apply_fn, spec)
     tx = make_optimizer(spec)
 
     def loss_fn(params, xb, yb):
@@ -64,7 +87,8 @@ def make_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
 
     grad_fn = jax.value_and_grad(loss_fn)
 
-    def node_train(params, x, y, count, key):
+    def node_train(params, x, y, count, key, age0=None):
+        del age0  # constant learning rate
         opt_state = tx.init(params)
         high = jnp.maximum(count, 1)
 
@@ -82,16 +106,47 @@ def make_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
     return node_train
 
 
+def _pegasos_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
+    lam = float(spec.weight_decay)
+
+    def loss_fn(params, xb, yb):
+        return mean_xent(apply_fn(params, xb), yb)
+
+    grad_fn = jax.value_and_grad(loss_fn)
+
+    def node_train(params, x, y, count, key, age0=None):
+        t0 = jnp.zeros((), jnp.float32) if age0 is None else jnp.asarray(age0, jnp.float32)
+        high = jnp.maximum(count, 1)
+
+        def step(p, inp):
+            j, step_key = inp
+            idx = jax.random.randint(step_key, (spec.batch_size,), 0, high)
+            loss, grads = grad_fn(p, x[idx], y[idx])
+            eta = 1.0 / (lam * (t0 + j + 1.0))
+            p = jax.tree.map(lambda w, g: (1.0 - eta * lam) * w - eta * g, p, grads)
+            return p, loss
+
+        keys = jax.random.split(key, spec.local_steps)
+        steps = jnp.arange(spec.local_steps, dtype=jnp.float32)
+        params, losses = jax.lax.scan(step, params, (steps, keys))
+        return params, losses.mean()
+
+    return node_train
+
+
 def make_batch_train(apply_fn: Callable, spec: LocalTrainSpec, strategy: str, chunk: int = 8):
-    """Returns `train(params [K,...], x [K,M,...], y [K,M,...], counts [K], active [K], keys [K])`.
+    """Returns `train(params [K,...], x [K,M,...], y [K,M,...], counts [K], active [K], keys [K],
+    ages [K] = None)`; `ages` (each model's age) drive `lr_schedule=pegasos` (None: 0).
 
     Output: (params [K,...], loss [K]). Slots with `active == False` or `counts == 0` keep their
     input parameters bit for bit and report loss 0.
     """
     node_train = make_node_train(apply_fn, spec)
 
-    def train(params, x, y, counts, active, keys):
-        new_params, loss = map_nodes(node_train, strategy, chunk)(params, x, y, counts, keys)
+    def train(params, x, y, counts, active, keys, ages=None):
+        if ages is None:
+            ages = jnp.zeros(counts.shape, jnp.float32)
+        new_params, loss = map_nodes(node_train, strategy, chunk)(params, x, y, counts, keys, ages)
         live = active & (counts > 0)
 
         def keep(new, old):
