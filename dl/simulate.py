@@ -58,7 +58,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         state = shard_nodes(state, b.mesh, n)
         totals, target, rows = host["totals"], host["target"], host["rows"]
         truncate_lines(run_dir / "metrics.jsonl", rows)
-    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "run"))
+    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "run"), append=resumed)
     t0 = time.perf_counter()
 
     node_eval = None

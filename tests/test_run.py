@@ -152,6 +152,16 @@ def test_every_algorithm_runs_end_to_end(tmp_path, alg, extra):
     assert summary["test_accuracy"] == rows[-1]["test_accuracy"]
 
 
+def test_a_new_run_in_an_old_directory_starts_a_new_metrics_file(tmp_path):
+    cfg = compose_cfg(
+        "algorithm=fedbuff", "sim.train=false", "sim.duration_s=240", "sim.eval_every_s=120"
+    )
+    for _ in range(2):
+        simulate(cfg, tmp_path / "again")
+    rows = (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["virtual_time_s"] for x in rows] == [0.0, 120.0, 240.0]
+
+
 def test_system_only_mode_runs_without_training(tmp_path):
     cfg = compose_cfg(
         "algorithm=fedbuff",

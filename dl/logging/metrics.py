@@ -36,11 +36,15 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 class MetricsLogger:
     """Mirrors each evaluation to `<run_dir>/metrics.jsonl` and, when enabled, to W&B."""
 
-    def __init__(self, run_dir: Path, logger_cfg: dict, config: dict, name: str):
+    def __init__(
+        self, run_dir: Path, logger_cfg: dict, config: dict, name: str, append: bool = False
+    ):
+        """`append`: continue an existing file (a resumed run); otherwise a run that reuses a
+        directory starts a new `metrics.jsonl` instead of adding to an old run's rows."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "metrics.jsonl"
-        self._f = open(self.path, "a")
+        self._f = open(self.path, "a" if append else "w")
         self._wandb = None
         kind = logger_cfg.get("kind", "disabled")
         if kind == "wandb":
