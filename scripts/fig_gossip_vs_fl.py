@@ -1,7 +1,8 @@
 """Gossip learning vs. federated learning at an equal communication budget (issue 4).
 
     python scripts/fig_gossip_vs_fl.py [--datasets spambase pendigits] [--seeds 0 1 2] \
-        [--hours 3] [--runs outputs/gl] [--out results] [--plot-only] [--force]
+        [--hours 3] [--runs outputs/gl] [--out results] [--plot-only] [--force] \
+        [--lr-schedule pegasos]
 
 Reproduces the comparisons of Hegedus, Danner, Jelasity (DAIS 2019; JPDC 2021) that
 ALGORITHMS.md §1.7 / §7 #6-#8 list, with logistic regression on UCI Spambase and Pendigits, 100
@@ -22,6 +23,11 @@ Curves per dataset and seed: iid: FL s=1, FL s=0.1 (upload_frac), gossip s=1, go
 gossip s=1, gossip s=0.1. Error = 1 - test accuracy (FL: the server model; gossip: the mean over
 all 100 node models). Figures: results/gl_merge.png (a), gl_fl_s1.png (b), gl_fl_s01.png (c),
 gl_single_class.png (d); numbers: results/gossip_vs_fl.json.
+
+`--lr-schedule pegasos` runs every curve with the papers' update instead (ALGORITHMS.md §1.2:
+SGD with eta = 1/(lambda t), t the model's age, lambda = the task's weight_decay = 1e-4; FL
+clients start from the server's age, rounds x local steps) into outputs/gl_pegasos and writes
+results/gossip_vs_fl_pegasos.json and results/gl_pegasos_*.png.
 """
 
 import argparse
@@ -68,7 +74,7 @@ def gossip_period(delta_f: float, s: float) -> float:
     return delta_f * 2.0 * s / ((K / N) * (1.0 + s))
 
 
-def command(ds, partition, alg, s, merge, seed, hours, period, run_dir) -> list[str]:
+def command(ds, partition, alg, s, merge, seed, hours, period, run_dir, sched) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -79,6 +85,8 @@ def command(ds, partition, alg, s, merge, seed, hours, period, run_dir) -> list[
         f"seed={seed}",
         f"sim.duration_s={hours * 3600:g}",
     ]
+    if sched != "constant":
+        cmd.append(f"task.train.lr_schedule={sched}")
     if alg == "fedavg":
         cmd += ["algorithm.overcommit=1.0", f"algorithm.upload_frac={s:g}"]
     else:
@@ -189,7 +197,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     ap.add_argument("--force", action="store_true", help="rerun even if a run is on disk")
     ap.add_argument("--plot-only", action="store_true", help="only read runs already on disk")
+    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "pegasos"])
     args = ap.parse_args()
+    sched = args.lr_schedule
+    tag = "" if sched == "constant" else f"_{sched}"
+    sfx = ", Pegasos lr 1/(lambda t)" if tag else ""
+    if tag and args.runs == ROOT / "outputs" / "gl":
+        args.runs = ROOT / "outputs" / f"gl{tag}"
     args.out.mkdir(parents=True, exist_ok=True)
 
     data: dict = {}
@@ -206,7 +220,7 @@ def main() -> None:
                 for label, alg, s, merge in curves(partition):
                     rd = args.runs / ds / partition / slug(label) / f"seed{seed}"
                     period = gossip_period(delta_f, s) if alg == "gossip" else 0.0
-                    cmd = command(ds, partition, alg, s, merge, seed, hours, period, rd)
+                    cmd = command(ds, partition, alg, s, merge, seed, hours, period, rd, sched)
                     if args.plot_only:
                         rows = [json.loads(x) for x in (rd / "metrics.jsonl").open()]
                     else:
@@ -319,27 +333,28 @@ def main() -> None:
         "targets_error": {
             ds: {"loose": TARGETS[ds][0], "tight": TARGETS[ds][1]} for ds in args.datasets
         },
+        "lr_schedule": args.lr_schedule,
         "budget_rule": "Delta_g = Delta_f * 2 s / (p_part (1 + s)), p_part = K/N = 0.1",
         "checks": checks,
         "data": data,
         "run_commands": commands,
     }
-    (args.out / "gossip_vs_fl.json").write_text(json.dumps(summary, indent=1))
+    (args.out / f"gossip_vs_fl{tag}.json").write_text(json.dumps(summary, indent=1))
 
     ds = args.datasets
     plot(
         [("iid", "GL s=1", "C0", "-"), ("iid", "GL no-merge s=1", "C3", "--")],
         data,
         ds,
-        args.out / "gl_merge.png",
-        "(a) gossip: age-weighted merge vs. no merge (random walk)",
+        args.out / f"gl{tag}_merge.png",
+        "(a) gossip: age-weighted merge vs. no merge (random walk)" + sfx,
     )
     plot(
         [("iid", "FL s=1", "C1", "-"), ("iid", "GL s=1", "C0", "-")],
         data,
         ds,
-        args.out / "gl_fl_s1.png",
-        "(b) FL vs. gossip, no compression, equal bytes/node/hour",
+        args.out / f"gl{tag}_fl_s1.png",
+        "(b) FL vs. gossip, no compression, equal bytes/node/hour" + sfx,
     )
     plot(
         [
@@ -350,8 +365,8 @@ def main() -> None:
         ],
         data,
         ds,
-        args.out / "gl_fl_s01.png",
-        "(c) FL vs. gossip, subsampling s=0.1 (dotted: s=1)",
+        args.out / f"gl{tag}_fl_s01.png",
+        "(c) FL vs. gossip, subsampling s=0.1 (dotted: s=1)" + sfx,
     )
     plot(
         [
@@ -362,8 +377,8 @@ def main() -> None:
         ],
         data,
         ds,
-        args.out / "gl_single_class.png",
-        "(d) single class per node: FL vs. gossip (solid s=1, dashed s=0.1)",
+        args.out / f"gl{tag}_single_class.png",
+        "(d) single class per node: FL vs. gossip (solid s=1, dashed s=0.1)" + sfx,
     )
     for d in ds:
         for k, v in checks[d].items():
