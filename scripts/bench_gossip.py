@@ -15,9 +15,9 @@ batch 10 (the same `LocalTrainSpec` for both sides), always-on availability
   about N trainings finish per period, N * quantum / period per quantum. The engine trains a
   fixed-capacity batch of `max_trainings` nodes per quantum (its cost does not depend on how many
   are really due), so the benchmark reports several capacities: the default 64 (trainings are
-  the bottleneck: most are deferred, reported), a capacity with headroom above the expected
-  N * quantum / period (no deferrals), and N. A system-only variant (`train=False`: same clock,
-  sends, merges' bookkeeping, no model math) splits the cost.
+  the bottleneck: most are deferred, reported), capacities with headroom above the expected
+  E = N * quantum / period (E + 4 sqrt(E) and 1.5 E), and N. A system-only variant
+  (`train=False`: same clock, sends, merges' bookkeeping, no model math) splits the cost.
 - Baseline: `dl.train.local.make_batch_train` over all N nodes, 1 local step, jitted, strategy
   from `resolve_strategy('auto', 'logreg')`.
 Timings are medians over `--repeats` (interleaved gossip / baseline so shared-CPU load hits both
@@ -75,13 +75,16 @@ def main() -> None:
         type=int,
         nargs="+",
         default=None,
-        help="max_trainings values (default: 64, 1.5 N q / period, N)",
+        help="max_trainings values (default: 64, E + 4 sqrt(E), 1.5 E, N; E = N q / period)",
     )
     ap.add_argument("--out", type=Path, default=Path("results/bench_gossip.json"))
     args = ap.parse_args()
     n, m = args.nodes, args.examples
     per_quantum = n * args.quantum / args.period
-    caps = args.caps or [64, int(math.ceil(1.5 * per_quantum)), n]
+    # E = expected trainings per quantum; E + 4 sqrt(E) is a Poisson-tail headroom (deferrals, if
+    # any, are reported), 1.5 E a generous one
+    tight = int(math.ceil(per_quantum + 4.0 * math.sqrt(per_quantum)))
+    caps = args.caps or [64, tight, int(math.ceil(1.5 * per_quantum)), n]
 
     model = make_model("logreg", SHAPE, CLASSES)
     apply = lambda p, xb: model.apply({"params": p}, xb)  # noqa: E731
