@@ -143,11 +143,22 @@ def make_batch_train(apply_fn: Callable, spec: LocalTrainSpec, strategy: str, ch
     """
     node_train = make_node_train(apply_fn, spec)
 
+    def guarded(p, xs, ys, count, key, age, live):
+        # lax.map runs nodes one after another, so a slot with nothing to train skips its work
+        # (a real branch); under vmap a cond would compute both sides, so it is not used there
+        skip = lambda: (p, jnp.zeros((), jnp.float32))  # noqa: E731
+        return jax.lax.cond(live, lambda: node_train(p, xs, ys, count, key, age), skip)
+
     def train(params, x, y, counts, active, keys, ages=None):
         if ages is None:
             ages = jnp.zeros(counts.shape, jnp.float32)
-        new_params, loss = map_nodes(node_train, strategy, chunk)(params, x, y, counts, keys, ages)
         live = active & (counts > 0)
+        if strategy == "map":
+            new_params, loss = map_nodes(guarded, strategy)(params, x, y, counts, keys, ages, live)
+        else:
+            new_params, loss = map_nodes(node_train, strategy, chunk)(
+                params, x, y, counts, keys, ages
+            )
 
         def keep(new, old):
             mask = live.reshape((-1,) + (1,) * (new.ndim - 1))
