@@ -245,7 +245,7 @@ def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
     return out
 
 
-def plot(data: dict, t_down: float, t_up: float, out: Path) -> None:
+def plot(data: dict, t_down: float, t_up: float, out: Path, what: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100, gridspec_kw={"width_ratios": [1.6, 1]})
     for ax, zoom in zip(axes, (False, True)):
         ax.axvspan(t_down, t_up, color="0.9", label="server down" if not zoom else None)
@@ -302,7 +302,7 @@ def plot(data: dict, t_down: float, t_up: float, out: Path) -> None:
         else:
             ax.set_ylim(0.3, None)
             ax.legend(fontsize=7, loc="lower right")
-            ax.set_title("Fashion-MNIST CNN, STUNner, server down mid-run", fontsize=9)
+            ax.set_title(f"Fashion-MNIST {what}, STUNner, server down mid-run", fontsize=9)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -382,7 +382,8 @@ def main() -> None:
         if (args.runs / a / "run.json").is_file()
     }
     (args.out / "outage.json").write_text(json.dumps(res, indent=1))
-    plot(data, t_down, t_up, args.out / "outage.png")
+    what = f"{cfg['task']['model']}, {cfg['sim']['num_nodes']} nodes"
+    plot(data, t_down, t_up, args.out / "outage.png", what)
     print(json.dumps({k: v for k, v in res.items() if k not in ("runs",)}, indent=1)[:4000])
 
 
