@@ -18,7 +18,7 @@ from dl.logging.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
 from dl.sharding import shard_nodes
 from dl.traces.availability import is_online
-from dl.train.evaluate import make_evaluate, make_node_eval
+from dl.train.evaluate import make_evaluate, make_node_eval, model_metrics
 from dl.train.mapping import resolve_strategy
 
 
@@ -69,17 +69,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         clock = runner.clock(state)
         row = {"virtual_time_s": clock}
         if train:
-            server = runner.params(state)
-            if node_eval is not None:
-                row |= node_eval(runner.node_params(state))
-            if server is not None:
-                acc, loss = evaluate(server)
-                row |= {"test_accuracy": float(acc), "test_loss": float(loss)}
-            else:
-                row |= {
-                    "test_accuracy": row["node_accuracy_mean"],
-                    "test_loss": row["node_loss_mean"],
-                }
+            row |= model_metrics(runner, state, evaluate, node_eval)
             if not np.isfinite(row["test_loss"]):
                 raise DLError(
                     f"test loss became {row['test_loss']} at virtual time {clock:.0f} s "

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import dl.run  # noqa: E402,F401  (registers the `mul` resolver)
 from dl.build import build  # noqa: E402
 from dl.runners import make_runner  # noqa: E402
-from dl.train.evaluate import make_evaluate, make_node_eval  # noqa: E402
+from dl.train.evaluate import make_evaluate, make_node_eval, model_metrics  # noqa: E402
 from dl.train.mapping import resolve_strategy  # noqa: E402
 
 ALGS = ("dwa", "fedasync", "gossip")
@@ -97,17 +97,7 @@ def run_alg(alg: str, overrides: list[str], out_dir: Path, dense_s: float) -> li
                 for k, v in counts.items():
                     totals[k] = totals.get(k, 0.0) + v
             row = {"virtual_time_s": runner.clock(state), "eval": "full" if t in grid else "server"}
-            server = runner.params(state)
-            if node_eval is not None and t in grid:
-                row |= node_eval(runner.node_params(state))
-            if server is not None:
-                acc, loss = evaluate(server)
-                row |= {"test_accuracy": float(acc), "test_loss": float(loss)}
-            else:
-                row |= {
-                    "test_accuracy": row["node_accuracy_mean"],
-                    "test_loss": row["node_loss_mean"],
-                }
+            row |= model_metrics(runner, state, evaluate, node_eval, nodes=t in grid)
             row |= {k: v for k, v in runner.gauges(state).items() if k != "staleness_hist"}
             row |= totals
             row["wall_time_s"] = time.perf_counter() - t0

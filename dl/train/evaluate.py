@@ -73,3 +73,17 @@ def make_node_eval(evaluate, n: int, k: int, seed: int):
         }
 
     return node_eval
+
+
+def model_metrics(runner, state, evaluate, node_eval, nodes: bool = True) -> dict:
+    """Test metrics of a runner's models: the node-model sample (when `node_eval` is set and
+    `nodes`) and the server model; `test_accuracy` / `test_loss` are the server's, or the node
+    mean for serverless algorithms."""
+    row: dict = {}
+    if node_eval is not None and nodes:
+        row |= node_eval(runner.node_params(state))
+    server = runner.params(state)
+    if server is not None:
+        acc, loss = evaluate(server)
+        return row | {"test_accuracy": float(acc), "test_loss": float(loss)}
+    return row | {"test_accuracy": row["node_accuracy_mean"], "test_loss": row["node_loss_mean"]}
