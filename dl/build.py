@@ -123,16 +123,15 @@ def build(cfg: dict, availability: Availability | None = None) -> Built:
     )
     if availability is None:
         availability = build_availability(cfg, n, root)
-    av = shard_nodes(silence_padding(pad_availability(availability, n), n_real), mesh, n)
+    av, timeline = node_timeline(availability, n_real, mesh, n)
     energy = EnergyEnv(**{f: shard_nodes(getattr(energy, f), mesh, n) for f in ENERGY_FIELDS})
     env = NodeEnv(
         x=shard_nodes(jnp.asarray(nodes.x), mesh, n),
         y=shard_nodes(jnp.asarray(nodes.y), mesh, n),
         counts=shard_nodes(jnp.asarray(nodes.counts), mesh, n),
         t_client=energy.t_client,
-        online=lambda t: is_online(av, t),
-        online_until=lambda t0, t1: online_during(av, t0, t1),
         energy=energy,
+        **timeline,
     )
     return Built(
         ds,
@@ -164,16 +163,20 @@ def pad_availability(av: Availability, n: int) -> Availability:
     return Availability(times=times.astype(jnp.float32), first_online=first)
 
 
+def node_timeline(av: Availability, n_real: int, mesh, n: int) -> tuple[Availability, dict]:
+    """`av` padded to n nodes (padding never online) and sharded, with the `online` /
+    `online_until` queries a `NodeEnv` takes."""
+    av = shard_nodes(silence_padding(pad_availability(av, n), n_real), mesh, n)
+    return av, {
+        "online": lambda t: is_online(av, t),
+        "online_until": lambda t0, t1: online_during(av, t0, t1),
+    }
+
+
 def with_availability(b: Built, av: Availability) -> Built:
     """`b` running on another availability timeline (same nodes, data, devices)."""
-    n = int(b.env.counts.shape[0])
-    av = shard_nodes(silence_padding(pad_availability(av, n), b.n_real), b.mesh, n)
-    env = replace(
-        b.env,
-        online=lambda t: is_online(av, t),
-        online_until=lambda t0, t1: online_during(av, t0, t1),
-    )
-    return replace(b, availability=av, env=env)
+    av, timeline = node_timeline(av, b.n_real, b.mesh, int(b.env.counts.shape[0]))
+    return replace(b, availability=av, env=replace(b.env, **timeline))
 
 
 def server_opt_spec(alg: dict) -> ServerOptSpec:

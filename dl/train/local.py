@@ -78,36 +78,7 @@ def make_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
     if spec.batch_size < 1 or spec.local_steps < 1:
         raise ConfigError("task.train.batch_size and task.train.local_steps must be >= 1")
     check_schedule(spec)
-    if spec.lr_schedule == "pegasos":
-        return _pegasos_node_train(apply_fn, spec)
-    tx = make_optimizer(spec)
-
-    def loss_fn(params, xb, yb):
-        return mean_xent(apply_fn(params, xb), yb)
-
-    grad_fn = jax.value_and_grad(loss_fn)
-
-    def node_train(params, x, y, count, key, age0=None):
-        del age0  # constant learning rate
-        opt_state = tx.init(params)
-        high = jnp.maximum(count, 1)
-
-        def step(carry, step_key):
-            p, s = carry
-            idx = jax.random.randint(step_key, (spec.batch_size,), 0, high)
-            loss, grads = grad_fn(p, x[idx], y[idx])
-            updates, s = tx.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), loss
-
-        keys = jax.random.split(key, spec.local_steps)
-        (params, _), losses = jax.lax.scan(step, (params, opt_state), keys)
-        return params, losses.mean()
-
-    return node_train
-
-
-def _pegasos_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
-    lam = float(spec.weight_decay)
+    init, update = _pegasos_update(spec) if spec.lr_schedule == "pegasos" else _optax_update(spec)
 
     def loss_fn(params, xb, yb):
         return mean_xent(apply_fn(params, xb), yb)
@@ -118,20 +89,42 @@ def _pegasos_node_train(apply_fn: Callable, spec: LocalTrainSpec) -> Callable:
         t0 = jnp.zeros((), jnp.float32) if age0 is None else jnp.asarray(age0, jnp.float32)
         high = jnp.maximum(count, 1)
 
-        def step(p, inp):
+        def step(carry, inp):
+            p, s = carry
             j, step_key = inp
             idx = jax.random.randint(step_key, (spec.batch_size,), 0, high)
             loss, grads = grad_fn(p, x[idx], y[idx])
-            eta = 1.0 / (lam * (t0 + j + 1.0))
-            p = jax.tree.map(lambda w, g: (1.0 - eta * lam) * w - eta * g, p, grads)
-            return p, loss
+            return update(p, s, grads, t0 + j + 1.0), loss
 
         keys = jax.random.split(key, spec.local_steps)
         steps = jnp.arange(spec.local_steps, dtype=jnp.float32)
-        params, losses = jax.lax.scan(step, params, (steps, keys))
+        (params, _), losses = jax.lax.scan(step, (params, init(params)), (steps, keys))
         return params, losses.mean()
 
     return node_train
+
+
+def _optax_update(spec: LocalTrainSpec):
+    """(init, update) of the constant-lr client optimizer; the age is not used."""
+    tx = make_optimizer(spec)
+
+    def update(p, s, grads, t):
+        del t
+        updates, s = tx.update(grads, s, p)
+        return optax.apply_updates(p, updates), s
+
+    return tx.init, update
+
+
+def _pegasos_update(spec: LocalTrainSpec):
+    """(init, update) of Pegasos: `w <- (1 - eta lambda) w - eta grad`, eta = 1/(lambda t)."""
+    lam = float(spec.weight_decay)
+
+    def update(p, s, grads, t):
+        eta = 1.0 / (lam * t)
+        return jax.tree.map(lambda w, g: (1.0 - eta * lam) * w - eta * g, p, grads), s
+
+    return (lambda params: ()), update
 
 
 def make_batch_train(apply_fn: Callable, spec: LocalTrainSpec, strategy: str, chunk: int = 8):
