@@ -1,8 +1,9 @@
 """Server-availability scenarios, compiled to a one-row `Availability` the engine queries.
 
-`always`, `never`, `periodic` (period_s, down_fraction, phase_s: down for the last
-`down_fraction` of each period), `markov` (two-state: exponential up and down times with means
-mean_up_s / mean_down_s, seeded), `intervals` (explicit list of [start_s, end_s] outages).
+`always`, `never`, `periodic` (period_s, down_fraction, phase_s: the period starts at phase_s
+mod period_s, down for its last `down_fraction`), `markov` (two-state, up at t = 0: exponential
+up and down times with means mean_up_s / mean_down_s, seeded), `intervals` (explicit list of
+[start_s, end_s] outages).
 While the server is down FL makes no progress: nobody downloads, and uploads that arrive are
 lost (`upload_policy: lost`) or kept by the client and retried each quantum until the server is
 back (`upload_policy: retry`), which makes them staler.
@@ -27,7 +28,7 @@ def build_server(cfg: dict, horizon_s: float, seed: int) -> Availability:
         period, frac = float(cfg["period_s"]), float(cfg["down_fraction"])
         if period <= 0 or not 0.0 <= frac <= 1.0:
             raise ConfigError("server.period_s must be > 0 and server.down_fraction in [0, 1]")
-        phase = float(cfg.get("phase_s", 0.0))
+        phase = float(cfg.get("phase_s", 0.0)) % period  # the schedule has period `period`
         starts = np.arange(-period, horizon_s + period, period) + phase
         times = np.stack([starts, starts + period * (1.0 - frac)], 1).reshape(-1)
         states = np.tile([True, False], len(starts))
