@@ -3,9 +3,14 @@
 Training energy = power_w x t_comp (ALGORITHMS.md §5, t_comp from the FedScale time model §4.3);
 radio energy per model transfer from Huang et al. (MobiSys 2012) via `dl.energy`, one burst
 (tail + promotion) per transfer. Server energy is not part of these per-node figures.
+
+The figures are for moving the full model each way; `upload_scaled(s)` gives those of an upload
+compressed to a fraction `s` of the model (FL upload compression, ALGORITHMS.md §1.4): the
+upload time and the upload's transfer energy scale by `s`, the burst overhead (tail + promotion,
+paid once per transfer whatever its size) does not.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax.numpy as jnp
@@ -24,13 +29,25 @@ class EnergyEnv:
     power_w: Any  # [N] f32 training power
     e_down_j: Any  # [N] f32 radio J per download (incl. burst overhead)
     e_up_j: Any  # [N] f32 radio J per upload (incl. burst overhead)
+    e_burst_j: Any  # [N] f32 radio J of the burst overhead (tail + promotion) in each transfer
 
     @property
     def t_client(self):
         return self.t_down + self.t_comp + self.t_up
 
+    def upload_scaled(self, frac: float) -> "EnergyEnv":
+        """The same nodes uploading a fraction `frac` of the model's bits: `t_up` and the upload's
+        transfer joules times `frac`, the burst overhead unchanged."""
+        if frac == 1.0:
+            return self
+        return replace(
+            self,
+            t_up=self.t_up * frac,
+            e_up_j=(self.e_up_j - self.e_burst_j) * frac + self.e_burst_j,
+        )
 
-ENERGY_FIELDS = ("t_down", "t_comp", "t_up", "power_w", "e_down_j", "e_up_j")
+
+ENERGY_FIELDS = ("t_down", "t_comp", "t_up", "power_w", "e_down_j", "e_up_j", "e_burst_j")
 
 
 def make_energy_env(
@@ -52,4 +69,5 @@ def make_energy_env(
         power_w=f(profiles.power_w) * float(cfg.get("power_scale", 1.0)),
         e_down_j=radio_energy_j(model, zero, bits, kbps_to_mbps(up), kbps_to_mbps(down), bursts),
         e_up_j=radio_energy_j(model, bits, zero, kbps_to_mbps(up), kbps_to_mbps(down), bursts),
+        e_burst_j=zero + bursts * model.burst_overhead_j(),
     )
