@@ -7,6 +7,11 @@ until they finish, keeps the K fastest by `t_client = t_comp + t_comm` and lasts
 finishes. Stragglers are not trained (their results would be discarded) but their download is
 counted. The server applies an optax optimizer to the pseudo-gradient (FedAvg/FedAvgM/FedAdam).
 
+Upload compression (`upload_frac = s`, ALGORITHMS.md §1.4): a client uploads a fraction s of its
+delta, so with an EnergyEnv its upload time and upload transfer energy are s times the full
+model's (`t_client` loses `(1 - s) t_up`), and s x model bytes are counted per upload. Without an
+EnergyEnv, `NodeEnv.t_client` is used as given and must already hold the compressed upload.
+
 A chunk of rounds is one jitted `lax.while_loop` that stops at a virtual-time target, so the
 host loop only runs once per evaluation.
 """
@@ -105,14 +110,18 @@ def make_fedavg_chunk(
     tx = make_server_optimizer(spec.server_opt)
     batch_train = make_batch_train(apply_fn, train, strategy)
     mb = jnp.float32(model_bytes)
+    energy, t_client = env.energy, env.t_client  # [N] f32 s per download-train-upload
+    if energy is not None and spec.upload_frac < 1.0:
+        t_client = t_client - (1.0 - spec.upload_frac) * energy.t_up
+        energy = energy.upload_scaled(spec.upload_frac)
 
     def round_fn(state: FedAvgState, key) -> FedAvgState:
         rkey = jax.random.fold_in(key, state.round)
         online = env.online(state.clock)
         score = jnp.where(online, jax.random.uniform(jax.random.fold_in(rkey, 0), (n,)), -1.0)
         top, sampled = jax.lax.top_k(score, s)  # [S]
-        tc = env.t_client[sampled]
-        ok = (top >= 0) & env.online_until(state.clock, state.clock + env.t_client)[sampled]
+        tc = t_client[sampled]
+        ok = (top >= 0) & env.online_until(state.clock, state.clock + t_client)[sampled]
         order = jnp.argsort(jnp.where(ok, tc, jnp.inf))[:k]  # K fastest that finish
         chosen, chosen_ok, chosen_t = sampled[order], ok[order], tc[order]
         n_ok = chosen_ok.sum()
@@ -169,7 +178,7 @@ def make_fedavg_chunk(
             bytes_down=state.bytes_down + mb * ok.sum(),
             train_loss=jnp.where(any_ok, (loss * w).sum() / wsum, state.train_loss),
             clients=n_ok.astype(jnp.int32),
-            energy=round_energy(state.energy, env.energy, sampled, ok, chosen, chosen_ok, duration),
+            energy=round_energy(state.energy, energy, sampled, ok, chosen, chosen_ok, duration),
         )
 
     @jax.jit
