@@ -7,6 +7,10 @@ Orbax writes each step into a temporary directory and renames it when complete, 
 the middle of a save leaves nothing that `latest_step` would pick up. On resume the metrics
 file is cut back to the rows the checkpoint had written, so the resumed run's `metrics.jsonl`
 equals the uninterrupted run's.
+
+Several processes (`dist.enabled=true`, every process computing the same run): only process 0
+saves; every process restores on resume. Each process's manager covers only itself
+(`active_processes`), so no save waits on a barrier with processes that do not save.
 """
 
 import signal
@@ -22,14 +26,25 @@ from dl.errors import ConfigError
 class Checkpointer:
     """Saves every `every_s` virtual seconds and on SIGTERM; restores the latest step."""
 
-    def __init__(self, directory: Path, every_s: float | None, keep: int = 2):
+    def __init__(self, directory: Path, every_s: float | None, keep: int = 2, write: bool = True):
+        """`write=False`: restore only; `save` just advances the schedule (processes > 0)."""
         if every_s is not None and every_s <= 0:
             raise ConfigError(f"ckpt.every_s must be > 0 or null, got {every_s}")
         self.every_s = every_s
+        self.write = write
         self.directory = Path(directory).resolve()
+        if write:  # orbax cannot create it when `active_processes` is set
+            self.directory.mkdir(parents=True, exist_ok=True)
+        pid = jax.process_index()
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep,
+                create=False,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    primary_host=pid, active_processes={pid}
+                ),
+            ),
         )
         self.next_s = every_s
         self.stop_requested = False
@@ -42,6 +57,13 @@ class Checkpointer:
         return self.stop_requested or (self.next_s is not None and clock >= self.next_s)
 
     def save(self, step: int, state: Any, host: dict, clock: float) -> None:
+        if self.write:
+            self._save(step, state, host)
+        if self.every_s is not None:
+            while self.next_s <= clock:
+                self.next_s += self.every_s
+
+    def _save(self, step: int, state: Any, host: dict) -> None:
         state = jax.device_get(state)
         self.manager.save(
             step,
@@ -50,9 +72,6 @@ class Checkpointer:
             ),
         )
         self.manager.wait_until_finished()
-        if self.every_s is not None:
-            while self.next_s <= clock:
-                self.next_s += self.every_s
 
     def latest(self) -> int | None:
         return self.manager.latest_step()

@@ -2,7 +2,8 @@
 
 Config groups live in `conf/` (task, algorithm, trace, server, energy, discovery, logger,
 experiment). Every run writes `metrics.jsonl`, `summary.json` and the resolved `config.yaml`
-into its Hydra run directory (several tasks: also `overlay.json`). A bad input stops with one
+into its Hydra run directory (several tasks: also `overlay.json`); with `dist.enabled=true`
+only process 0 writes them (`dl.sharding`). A bad input stops with one
 line `error: <cause>` and exit status 2.
 """
 
@@ -52,6 +53,7 @@ def check_overrides(argv: list[str]) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
+    from dl.sharding import init_distributed, is_writer
     from dl.simulate import simulate
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -60,8 +62,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
+        init_distributed(resolved)  # before any JAX computation
+        if is_writer():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
         summary = simulate(resolved, run_dir)
     except DLError as e:
         print(f"error: {e}", file=sys.stderr)

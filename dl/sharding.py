@@ -5,9 +5,13 @@ shards (gossip exchanges, FL client gathers) become collectives. N is padded wit
 (no data, never online) to a multiple of the device count, and every random stream derives from
 (seed, time, node id), so results do not depend on the number of devices.
 
-Multi-host: with `dist.enabled=true`, `jax.distributed.initialize()` runs first (coordinator
-from the environment, e.g. SLURM) and the mesh spans all processes' devices; only process 0
-logs and writes.
+Several processes (`dist.enabled=true`): `jax.distributed.initialize()` runs at start-up,
+before any JAX computation (`dist.coordinator_address`, `dist.num_processes`, `dist.process_id`;
+null ones are detected by JAX: $JAX_COORDINATOR_ADDRESS, SLURM, ...). The mesh holds only the
+process's own devices, so every process simulates all nodes and, with the same config and seed,
+computes the same run; only process 0 writes metrics, summary, checkpoints and W&B. The node
+axis is not split across processes: the engines close their jitted steps over node arrays
+(`NodeEnv`), and JAX refuses to close over an array that spans other processes' devices.
 """
 
 import jax
@@ -33,13 +37,26 @@ def init_distributed(cfg: dict) -> None:
         init_distributed._done = True
 
 
+def is_writer() -> bool:
+    """Whether this process writes run outputs (process 0; always true in a single process)."""
+    return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Waits until every process reaches `name` (no-op in a single process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def make_mesh(mode) -> Mesh | None:
-    """`sim.shard`: true / false / "auto" (shard when more than one device is visible)."""
+    """`sim.shard`: true / false / "auto" (shard when this process has more than one device)."""
     if mode in (False, "false", None):
         return None
     if mode not in (True, "true", "auto"):
         raise ConfigError(f"sim.shard must be true, false or auto, got {mode!r}")
-    devices = jax.devices()
+    devices = jax.local_devices()
     if mode == "auto" and len(devices) == 1:
         return None
     return Mesh(np.array(devices), (AXIS,))

@@ -16,7 +16,7 @@ from dl.checkpoint import Checkpointer
 from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
-from dl.sharding import shard_nodes
+from dl.sharding import barrier, is_writer, shard_nodes
 from dl.traces.availability import is_online
 from dl.train.evaluate import make_evaluate, make_node_eval, model_metrics
 from dl.train.mapping import resolve_strategy
@@ -25,8 +25,9 @@ from dl.train.mapping import resolve_strategy
 def simulate(cfg: dict, run_dir: Path) -> dict:
     """Runs the simulation `cfg` (a resolved plain dict) and writes outputs under `run_dir`.
 
-    Returns the summary (final metrics), also written to `run_dir/summary.json`. A config
-    with a `tasks:` mapping runs several tasks on one population (`dl.simulate_multi`).
+    Returns the summary (final metrics), also written to `run_dir/summary.json` (by process 0
+    only in a multi-process run, `dl.sharding`). A config with a `tasks:` mapping runs several
+    tasks on one population (`dl.simulate_multi`).
     """
     if cfg.get("tasks"):
         from dl.simulate_multi import simulate_multitask
@@ -57,8 +58,12 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         state, host = ckpt.restore(state)
         state = shard_nodes(state, b.mesh, n)
         totals, target, rows = host["totals"], host["target"], host["rows"]
-        truncate_lines(run_dir / "metrics.jsonl", rows)
-    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "run"), append=resumed)
+        if is_writer():
+            truncate_lines(run_dir / "metrics.jsonl", rows)
+        barrier("dl-restored")  # process 0 saves (and prunes) only after all have restored
+    logger = MetricsLogger(
+        run_dir, cfg["logger"], cfg, cfg.get("name", "run"), append=resumed, write=is_writer()
+    )
     t0 = time.perf_counter()
 
     node_eval = None
@@ -166,7 +171,7 @@ def open_checkpoints(cfg: dict, run_dir: Path) -> tuple[Path, Checkpointer | Non
     if ck.get("every_s") is None and not resume:
         return run_dir, None, False
     directory = Path(ck.get("dir") or run_dir / "checkpoints")
-    ckpt = Checkpointer(directory, ck.get("every_s"), int(ck.get("keep", 2)))
+    ckpt = Checkpointer(directory, ck.get("every_s"), int(ck.get("keep", 2)), write=is_writer())
     if resume and ckpt.latest() is None:
         ckpt.close()
         raise ConfigError(f"resume: no complete checkpoint in {directory}")

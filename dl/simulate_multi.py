@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger, write_json_atomic
 from dl.multitask import TaskRun, first_rounds, setup, start
+from dl.sharding import is_writer
 from dl.simulate import ENERGY_PARTS
 
 
@@ -76,7 +77,7 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
     k = int(sim.get("eval_nodes", 10))
     totals = {t.name: {} for t in runs}
     run_dir = Path(run_dir)
-    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "tasks"))
+    logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "tasks"), write=is_writer())
     rows = 0
 
     def record(now: float) -> dict:
@@ -114,7 +115,8 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
                 target += every
             row = record(now)
         summary = _summary(names, runs, ov, info, row, run_dir, setup_s)
-        write_json_atomic(run_dir / "overlay.json", overlay_record(names, ov, first, info))
+        if is_writer():
+            write_json_atomic(run_dir / "overlay.json", overlay_record(names, ov, first, info))
     finally:
         bar.close()
         logger.close(summary)

@@ -37,22 +37,38 @@ class MetricsLogger:
     """Mirrors each evaluation to `<run_dir>/metrics.jsonl` and, when enabled, to W&B."""
 
     def __init__(
-        self, run_dir: Path, logger_cfg: dict, config: dict, name: str, append: bool = False
+        self,
+        run_dir: Path,
+        logger_cfg: dict,
+        config: dict,
+        name: str,
+        append: bool = False,
+        write: bool = True,
     ):
         """`append`: continue an existing file (a resumed run); otherwise a run that reuses a
-        directory starts a new `metrics.jsonl` instead of adding to an old run's rows."""
+        directory starts a new `metrics.jsonl` instead of adding to an old run's rows.
+        `write=False` (processes other than 0 of a multi-process run): nothing is written."""
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "metrics.jsonl"
-        self._f = open(self.path, "a" if append else "w")
+        self._f = None
         self._wandb = None
         kind = logger_cfg.get("kind", "disabled")
+        if kind not in ("wandb", "disabled"):
+            raise ConfigError(f"unknown logger.kind '{kind}' (choose from: wandb, disabled)")
+        if not write:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a" if append else "w")
         if kind == "wandb":
             self._wandb = _init_wandb(logger_cfg, config, name, self.run_dir)
-        elif kind != "disabled":
-            raise ConfigError(f"unknown logger.kind '{kind}' (choose from: wandb, disabled)")
+
+    @property
+    def writes(self) -> bool:
+        return self._f is not None
 
     def log(self, row: dict) -> None:
+        if self._f is None:
+            return
         row = {k: _clean(v) for k, v in row.items()}
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
@@ -60,6 +76,8 @@ class MetricsLogger:
             self._wandb.log(row)
 
     def close(self, summary: dict | None = None) -> None:
+        if self._f is None:
+            return
         self._f.close()
         if summary is not None:
             write_json_atomic(self.run_dir / "summary.json", summary)
