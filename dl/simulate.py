@@ -41,7 +41,9 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         options = ", ".join(ALGORITHMS)
         raise ConfigError(f"unknown algorithm '{cfg['algorithm'].get('name')}' ({options})")
     b = build(cfg)
-    strategy = resolve_strategy(sim["node_map"], cfg["task"]["model"])
+    strategy = resolve_strategy(
+        sim["node_map"], cfg["task"]["model"], chunk=sim.get("node_map_chunk")
+    )
     runner = make_runner(cfg, b, strategy)
     train = bool(sim.get("train", True))
     evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])

@@ -107,8 +107,20 @@ def test_bad_values(tmp_path):
     assert "clients_per_round" in expect_error(tmp_path, "algorithm.clients_per_round=1000")
     assert "optimizer" in expect_error(tmp_path, "task.train.optimizer=lbfgs")
     assert "node_map" in expect_error(tmp_path, "sim.node_map=pmap")
+    chunk0 = expect_error(tmp_path, "sim.node_map=chunked", "sim.node_map_chunk=0")
+    assert "node_map_chunk" in chunk0
     pegasos_async = expect_error(tmp_path, "algorithm=fedasync", "task.train.lr_schedule=pegasos")
     assert "lr_schedule=pegasos" in pegasos_async and "fedasync" in pegasos_async
+
+
+def test_node_map_chunk_reaches_the_strategy(tmp_path):
+    """`sim.node_map_chunk` sets the chunk of `node_map=chunked` (tests/test_mapping.py checks
+    that the chunk is what lax.map batches by)."""
+    tiny = ("sim.num_nodes=6", "algorithm.clients_per_round=3", "sim.duration_s=120")
+    for chunk in (3, 5):
+        over = ("sim.node_map=chunked", f"sim.node_map_chunk={chunk}", "sim.eval_every_s=120")
+        summary = simulate(compose_cfg(*tiny, *over), tmp_path / str(chunk))
+        assert summary["strategy"] == f"chunked:{chunk}"
 
 
 def test_divergence_is_reported(tmp_path):
