@@ -16,7 +16,13 @@ from dl.build import Built, server_opt_spec
 from dl.errors import ConfigError
 from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
 from dl.sim.dwa_engine import DWASpec, init_dwa, make_dwa_chunk
-from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
+from dl.sim.gossip_engine import (
+    GossipEnv,
+    GossipSpec,
+    gossip_capacity,
+    init_gossip,
+    make_gossip_chunk,
+)
 from dl.sim.server import build_server
 
 ALGORITHMS = ("fedavg", "fedasync", "fedbuff", "gossip", "dwa")
@@ -164,6 +170,7 @@ GOSSIP_KEYS = (
     "queue",
     "partitions",
     "shuffle_len",
+    "inflight_cap",
 )
 TOKEN_KEYS = ("flow", "capacity", "reactivity", "max_reactive")
 MERGE_KEYS = ("merge", "merge_limit", "age_rule")
@@ -184,6 +191,7 @@ def _gossip_parts(cfg, alg: dict, b: Built):
         node_dtype=str(sim.get("node_dtype", "float32")),
         token=TokenSpec(**{k: alg[k] for k in TOKEN_KEYS if k in alg}),
         train=bool(sim.get("train", True)),
+        seed=int(cfg["seed"]),  # draws the k-regular overlay: a different graph per run seed
     )
     e, p = b.energy, b.profiles
     env = GossipEnv(
@@ -213,7 +221,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
         spec, env = _gossip_parts(cfg, alg, b)
         chunk = make_gossip_chunk(b.apply, b.train, spec, env, b.model_bytes, strategy)
         q = spec.quantum_s
-        init = init_gossip(b.params, n, spec, gkey)
+        init = init_gossip(b.params, n, spec, gkey, gossip_capacity(spec, env, b.model_bytes))
 
         def gauges(st):
             return {
@@ -241,7 +249,8 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
     chunk = make_dwa_chunk(
         b.apply, b.train, aspec, eng, gspec, dspec, aenv, genv, b.model_bytes, strategy
     )
-    init = init_dwa(init_async(b.params, aspec, eng, n), init_gossip(b.params, n, gspec, gkey))
+    g0 = init_gossip(b.params, n, gspec, gkey, gossip_capacity(gspec, genv, b.model_bytes))
+    init = init_dwa(init_async(b.params, aspec, eng, n), g0)
     q = eng.quantum_s
 
     def drain(d):

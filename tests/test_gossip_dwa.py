@@ -10,7 +10,13 @@ from dl.algorithms.async_server import AsyncServerSpec
 from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
 from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
 from dl.sim.dwa_engine import DWASpec, init_dwa, make_dwa_chunk
-from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
+from dl.sim.gossip_engine import (
+    GossipEnv,
+    GossipSpec,
+    gossip_capacity,
+    init_gossip,
+    make_gossip_chunk,
+)
 from dl.sim.server import build_server
 from dl.traces.availability import from_transitions
 from dl.train.local import LocalTrainSpec
@@ -75,7 +81,11 @@ def test_gossip_with_identical_models_changes_nothing_but_training():
 def test_messages_to_offline_nodes_never_change_them():
     _, genv = envs(offline=(2, 4))
     chunk = make_gossip_chunk(apply, TRAIN, GSPEC, genv, 100, "vmap")
-    st = chunk(init_gossip(PARAMS, N, GSPEC, jax.random.key(0)), jax.random.key(1), 80.0)
+    st = chunk(
+        init_gossip(PARAMS, N, GSPEC, jax.random.key(0), gossip_capacity(GSPEC, genv, 100)),
+        jax.random.key(1),
+        80.0,
+    )
     for i in (2, 4):
         chex.assert_trees_all_equal(jax.tree.map(lambda p: p[i], st.params), PARAMS)  # noqa: B023
         assert float(st.age[i]) == 0.0
@@ -88,7 +98,8 @@ def test_dwa_with_server_always_up_is_fedasync():
     a = fa(init_async(PARAMS, ASPEC, ENG, N), jax.random.key(3), 60.0)
     dw = make_dwa_chunk(apply, TRAIN, ASPEC, ENG, GSPEC, DWASpec(), aenv, genv, 100, "vmap")
     d0 = init_dwa(
-        init_async(PARAMS, ASPEC, ENG, N), init_gossip(PARAMS, N, GSPEC, jax.random.key(0))
+        init_async(PARAMS, ASPEC, ENG, N),
+        init_gossip(PARAMS, N, GSPEC, jax.random.key(0), gossip_capacity(GSPEC, genv, 100)),
     )
     d = dw(d0, jax.random.key(3), 60.0)
     assert int(a.server.applied) > 10
@@ -98,7 +109,7 @@ def test_dwa_with_server_always_up_is_fedasync():
 
 def test_dwa_with_server_never_up_is_gossip():
     aenv, genv = envs(server="never")
-    g0 = init_gossip(PARAMS, N, GSPEC, jax.random.key(0))
+    g0 = init_gossip(PARAMS, N, GSPEC, jax.random.key(0), gossip_capacity(GSPEC, genv, 100))
     gl = make_gossip_chunk(apply, TRAIN, GSPEC, genv, 100, "vmap")(g0, jax.random.key(3), 60.0)
     dw = make_dwa_chunk(apply, TRAIN, ASPEC, ENG, GSPEC, DWASpec(), aenv, genv, 100, "vmap")
     d = dw(init_dwa(init_async(PARAMS, ASPEC, ENG, N), g0), jax.random.key(3), 60.0)
@@ -120,7 +131,8 @@ def test_server_catches_up_after_an_outage():
     )
     dw = make_dwa_chunk(apply, TRAIN, ASPEC, ENG, GSPEC, DWASpec(), aenv, genv, 100, "vmap")
     d0 = init_dwa(
-        init_async(PARAMS, ASPEC, ENG, N), init_gossip(PARAMS, N, GSPEC, jax.random.key(0))
+        init_async(PARAMS, ASPEC, ENG, N),
+        init_gossip(PARAMS, N, GSPEC, jax.random.key(0), gossip_capacity(GSPEC, genv, 100)),
     )
     d = dw(d0, jax.random.key(3), 59.0)
     frontier = float(d.g.age.max())

@@ -2,17 +2,31 @@
 
 Every node holds a model and its age (SGD steps along its lineage). Every `period_s` (timers
 start at a random offset in [0, period)) an online node sends (model, age) to a peer from the
-peer sampler; a message reaches the receiver after `bits / min(up, down)` seconds and is lost if
-either side is offline at that point. An idle receiver merges the message (`gossip_merge`) and
-starts training on its own data; a training node keeps only the last model received and merges
-it when its training ends, then trains again (dasklearn `gossip/client.py`). A node that goes
-offline mid-training loses that session (energy still counts) and its queued model.
+peer sampler. A message takes `bits / min(up, down)` seconds on the wire and is merged when it
+*arrives*, carrying the sender's model, age, partition and coordinate mask as they were at send
+time (`dl.sim.inflight`); it is lost if the sender or the receiver is not online throughout
+[send, arrival] (DESIGN.md §Semantics 3: "lost if the sender or the receiver goes offline
+before then"), or if the receiver is not `eligible` when it arrives. An idle receiver merges the
+message (`gossip_merge`) and starts training on its own data; a training node keeps only the
+last model received and merges it when its training ends, then trains again (dasklearn
+`gossip/client.py`). A node that goes offline mid-training loses that session (energy still
+counts) and its queued model.
 
-Per quantum [t, t + q): (A) training sessions due before t + q finish in (time, node id) order
-up to a fixed capacity (the rest wait, `trainings_deferred`), and only those nodes are trained;
-(B) every node whose timer falls in the quantum sends, messages are ordered by (send time,
-sender id), and receivers act on them. `eligible` masks nodes that gossip (the hybrid excludes
-nodes busy with the server). With `train=False` no model math runs (system-only mode).
+Per quantum [t0, t1), in this order:
+  (A) completions: training sessions due before t1 finish in (time, node id) order up to a
+      fixed capacity (the rest wait, `trainings_deferred`); only those nodes are trained;
+  (B) sends: every node whose timer falls in the quantum (and the token account's reactive
+      sends, at t0) sends; payloads are the models after (A). Messages whose path fails are
+      counted lost now (traces are known in advance);
+  (C) deliveries: every message with arrival < t1 (those on the wire from earlier quanta and
+      those just sent that arrive within the quantum) in (arrival time, sender id, slot) order;
+      per receiver the first is merged if it is idle, the others are queued;
+  (D) messages still on the wire at t1 are stored with a copy of their payload.
+So a transfer shorter than the rest of the quantum is merged in the quantum it was sent in, and
+a transfer of several quanta only in the quantum that contains its arrival time. Bytes and
+radio energy of the upload count at send, of the download at delivery.
+`eligible` masks nodes that gossip (the hybrid excludes nodes busy with the server). With
+`train=False` no model math runs and no payload is stored (system-only mode).
 Model subsampling (`sample_frac` < 1) sends a random coordinate subset per message and merges
 only those coordinates; bytes scale with the fraction.
 """
@@ -29,6 +43,7 @@ from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
 from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
 from dl.errors import ConfigError
 from dl.sim.cyclon import cyclon_sample, cyclon_shuffle, init_cyclon
+from dl.sim.inflight import InFlight, capacity_of, empty_inflight, grow, inflight_bound, store
 from dl.sim.peers import make_peer_sampler
 from dl.traces.availability import Availability, is_online, next_transition, online_during
 from dl.train.local import LocalTrainSpec, make_batch_train
@@ -41,6 +56,7 @@ COUNTERS = (
     "energy_wasted_j",
     "messages_sent",
     "messages_lost",
+    "messages_overflow",  # lost because the in-flight buffer was full (explicit inflight_cap)
     "trainings",
     "trainings_lost",
     "trainings_deferred",
@@ -62,6 +78,8 @@ class GossipSpec:
     token: TokenSpec = field(default_factory=TokenSpec)
     train: bool = True
     node_dtype: str = "float32"  # [float32, bfloat16]: storage of node models (training in f32)
+    seed: int = 0  # run seed: draws the fixed k-regular overlay
+    inflight_cap: int = 0  # messages on the wire at once; 0: a bound that cannot overflow
 
     def validate(self) -> None:
         self.merge.validate()
@@ -79,7 +97,14 @@ class GossipSpec:
             raise ConfigError("algorithm.partitions must be >= 1, and > 1 needs sample_frac=1")
         if self.queue == "all" and (self.sample_frac < 1.0 or self.partitions > 1):
             raise ConfigError("algorithm.queue=all needs no subsampling (sample_frac=1)")
+        if self.inflight_cap < 0:
+            raise ConfigError("algorithm.inflight_cap must be >= 0 (0: automatic bound)")
         self.token.validate()
+
+    @property
+    def n_slots(self) -> int:
+        """Send slots per node and quantum: the periodic send + the token account's reactive."""
+        return 1 + (self.token.max_reactive if self.token.flow != "proactive" else 0)
 
 
 @dataclass(frozen=True)
@@ -116,17 +141,37 @@ class GossipState:
     cyclon: Any  # CyclonState partial views (topology=cyclon), else None
     tokens: jnp.ndarray  # [N] f32 token-account balance
     react: jnp.ndarray  # [N] i32 reactive sends due next quantum
+    inflight: InFlight  # [K] messages on the wire (sent, not yet arrived)
     quantum: jnp.ndarray  # [] i32
     counters: dict  # name -> [] f32, drained by the host
 
 
-def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
+def message_bits(spec: GossipSpec, model_bytes: int) -> float:
+    """Bits of one message: the model, times the subsampled fraction or 1 / partitions."""
+    return model_bytes * 8.0 * spec.sample_frac / spec.partitions
+
+
+def gossip_capacity(spec: GossipSpec, env: GossipEnv, model_bytes: int) -> int:
+    """In-flight buffer size K: `spec.inflight_cap`, or the bound of `inflight_bound`."""
+    if spec.inflight_cap > 0:
+        return spec.inflight_cap
+    bits = message_bits(spec, model_bytes)
+    return inflight_bound(
+        env.up_kbps, env.down_kbps, bits, spec.quantum_s, spec.period_s, spec.n_slots - 1
+    )
+
+
+def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = None) -> GossipState:
+    """Initial state; `capacity` = `gossip_capacity(spec, env, model_bytes)` (None: use
+    `spec.inflight_cap`; `make_gossip_chunk` grows a too-small buffer, the hybrid cannot)."""
     dt = jnp.dtype(spec.node_dtype)
     stack = jax.tree.map(lambda p: jnp.broadcast_to(p.astype(dt), (n,) + p.shape), params)
     zf, zb = jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool)
     mask = None
     if spec.sample_frac < 1.0 or spec.partitions > 1:
         mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack)
+    cap = spec.inflight_cap if capacity is None else capacity
+    one = jax.tree.map(lambda p: p.astype(dt), params)
     return GossipState(
         params=stack,
         age=zf,
@@ -150,6 +195,7 @@ def init_gossip(params, n: int, spec: GossipSpec, key) -> GossipState:
         ),
         tokens=zf,
         react=jnp.zeros((n,), jnp.int32),
+        inflight=empty_inflight(one, max(cap, 1), spec.train),
         quantum=jnp.zeros((), jnp.int32),
         counters={k: jnp.zeros((), jnp.float32) for k in COUNTERS},
     )
@@ -159,6 +205,30 @@ def _where_nodes(mask, a, b):
     return jax.tree.map(
         lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b
     )
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda p: p[idx], tree)
+
+
+MASK_KEY = 0x5EED  # coordinate masks: key(MASK_KEY) folded with the message's seed and leaf
+
+
+def coordinate_masks(seed, like, frac: float):
+    """[M, ...] bool per-message coordinate masks (model subsampling), a pure function of the
+    message's u32 `seed`, so a mask drawn at send time is re-drawn identically at arrival."""
+    base = jax.random.key(MASK_KEY)
+    leaves, tdef = jax.tree.flatten(like)
+
+    def leaf(i, x):
+        draw = (
+            lambda s: jax.random.bernoulli(  # noqa: E731
+                jax.random.fold_in(jax.random.fold_in(base, s), i), frac, x.shape[1:]
+            )
+        )
+        return jax.vmap(draw)(seed)
+
+    return jax.tree.unflatten(tdef, [leaf(i, x) for i, x in enumerate(leaves)])
 
 
 def make_gossip_quantum(
@@ -176,14 +246,17 @@ def make_gossip_quantum(
     q = spec.quantum_s
     batch_train = make_batch_train(apply_fn, train, strategy)
     cyclon = spec.topology == "cyclon"
-    sampler = None if cyclon else make_peer_sampler(spec.topology, n, spec.degree)
+    sampler = None if cyclon else make_peer_sampler(spec.topology, n, spec.degree, spec.seed)
     every = max(1, int(round(spec.period_s / spec.quantum_s)))
-    msg_bits = jnp.float32(model_bytes * 8.0 * spec.sample_frac / spec.partitions)
+    msg_bits = jnp.float32(message_bits(spec, model_bytes))
+    need = gossip_capacity(spec, env, model_bytes)
     n_part = spec.partitions
     tspec = spec.token
-    n_slots = 1 + (tspec.max_reactive if tspec.flow != "proactive" else 0)
+    n_slots = spec.n_slots
+    nm = n * n_slots
     steps = jnp.float32(train.local_steps)
     ids = jnp.arange(n, dtype=jnp.int32)
+    full = spec.sample_frac
 
     def start_training(st: GossipState, start: jnp.ndarray, t1) -> GossipState:
         t_done = t1 + env.t_comp
@@ -225,6 +298,14 @@ def make_gossip_quantum(
 
         leaves, tdef = jax.tree.flatten(like)
         return jax.tree.unflatten(tdef, [one(i, x) for i, x in enumerate(leaves)])
+
+    def message_mask(part, seed, like):
+        """Coordinates carried by messages with these partitions / seeds (None: all)."""
+        if n_part > 1:
+            return part_masks(part, like)
+        if full < 1.0:
+            return coordinate_masks(seed, like, full)
+        return None
 
     def completions(st: GossipState, key, t1) -> GossipState:
         cnt = dict(st.counters)
@@ -273,7 +354,8 @@ def make_gossip_quantum(
         )
         return start_training(st, again, t1)
 
-    def sends(st: GossipState, key, t0, t1, eligible, enabled) -> GossipState:
+    def sends(st: GossipState, key, t0, t1, eligible, enabled):
+        """(B): returns (state, messages [S*N] with `valid` = sent and the path holds)."""
         cnt = dict(st.counters)
         online0 = is_online(env.nodes, t0)
         # slot 0: the periodic (proactive) send; slots 1..R: reactive sends of the token account
@@ -310,84 +392,107 @@ def make_gossip_quantum(
         r = jnp.where(send, peer, 0)
         rate = jnp.minimum(env.up_kbps[sender], env.down_kbps[r]) * 1024.0
         arrive = ts + msg_bits / rate
-        ok = (
+        path = (
             send
             & online_during(rows(env.nodes, sender), ts, arrive)
-            & is_online(rows(env.nodes, r), arrive)
-            & eligible[r]
+            & online_during(rows(env.nodes, r), ts, arrive)
         )
         period = spec.period_s
         nxt = jnp.where(fire, ts0 + period * jnp.ceil((t1 - ts0) / period), ts0)
-        full = spec.sample_frac
         cnt["messages_sent"] += send.sum().astype(jnp.float32)
-        cnt["messages_lost"] += (send & ~ok).sum().astype(jnp.float32)
+        cnt["messages_lost"] += (send & ~path).sum().astype(jnp.float32)
         cnt["bytes_up"] += msg_bits / 8.0 * send.sum()
-        cnt["bytes_down"] += msg_bits / 8.0 * ok.sum()
         e_up = jnp.where(send, env.e_up_j[sender] * full, 0.0)
-        e_down = jnp.where(ok, env.e_down_j[r] * full, 0.0)
-        cnt["energy_radio_j"] += e_up.sum() + e_down.sum()
-        cnt["energy_wasted_j"] += jnp.where(send & ~ok, e_up, 0.0).sum()
-        # messages in (send time, sender id, slot) order; per receiver the first and the last
-        nm = n * n_slots
-        mids = jnp.arange(nm, dtype=jnp.int32)
-        order = jnp.lexsort((mids // n, sender, jnp.where(ok, ts, jnp.inf)))
-        pos = jnp.zeros((nm,), jnp.int32).at[order].set(mids)
+        cnt["energy_radio_j"] += e_up.sum()
+        cnt["energy_wasted_j"] += jnp.where(send & ~path, e_up, 0.0).sum()
+        mpart = jax.random.randint(jax.random.fold_in(key, 4), (nm,), 0, n_part)
+        if n_part > 1:
+            m_age = st.part_age[sender, mpart]
+        else:
+            m_age = st.age[sender]
+        msgs = InFlight(
+            valid=path,
+            sender=sender,
+            receiver=r,
+            slot=jnp.arange(nm, dtype=jnp.int32) // n,
+            arrive=arrive,
+            age=m_age,
+            part=mpart,
+            seed=jax.random.bits(jax.random.fold_in(key, 1), (nm,), jnp.uint32),
+            params=None,
+        )
+        st = st.replace(next_gossip=nxt, tokens=tokens, counters=cnt)
+        return st, msgs
+
+    def deliveries(st: GossipState, key, msgs: InFlight, t1, eligible) -> GossipState:
+        """(C) + (D): merges or queues every message arriving before t1, stores the rest."""
+        cnt = dict(st.counters)
+        buf = st.inflight
+        k = capacity_of(buf)
+        sent = st.params  # payload of this quantum's messages: the senders' models now
+
+        def cat(f):
+            return jnp.concatenate([getattr(buf, f), getattr(msgs, f)])
+
+        sender, r, arrive, slot = cat("sender"), cat("receiver"), cat("arrive"), cat("slot")
+        m_age, m_part, m_seed = cat("age"), cat("part"), cat("seed")
+        due_b, due_n = buf.valid & (buf.arrive < t1), msgs.valid & (msgs.arrive < t1)
+        due = jnp.concatenate([due_b, due_n])
+        ok = due & eligible[r]
+        cnt["messages_lost"] += (due & ~ok).sum().astype(jnp.float32)
+        cnt["energy_wasted_j"] += jnp.where(due & ~ok, env.e_up_j[sender] * full, 0.0).sum()
+        cnt["bytes_down"] += msg_bits / 8.0 * ok.sum()
+        cnt["energy_radio_j"] += jnp.where(ok, env.e_down_j[r] * full, 0.0).sum()
+        # candidates in (arrival time, sender id, slot) order; per receiver the first and last
+        nl = k + nm
+        mids = jnp.arange(nl, dtype=jnp.int32)
+        order = jnp.lexsort((mids, slot, sender, jnp.where(ok, arrive, jnp.inf)))
+        pos = jnp.zeros((nl,), jnp.int32).at[order].set(mids)
         dest = jnp.where(ok, r, n)
-        first = jnp.full((n,), nm, jnp.int32).at[dest].min(pos, mode="drop")
+        first = jnp.full((n,), nl, jnp.int32).at[dest].min(pos, mode="drop")
         last = jnp.full((n,), -1, jnp.int32).at[dest].max(pos, mode="drop")
-        got = first < nm
-        m_first = order[jnp.minimum(first, nm - 1)]
+        got = first < nl
+        m_first = order[jnp.minimum(first, nl - 1)]
         m_last = order[jnp.maximum(last, 0)]
-        s_first, s_last = sender[m_first], sender[m_last]
+
+        def payload(m):
+            """[N, ...] models carried by candidates m [N]: stored copy or the sender's now."""
+            if not spec.train:
+                return st.params
+            from_buf = _take(buf.params, jnp.clip(m, 0, k - 1))
+            return _where_nodes(m < k, from_buf, _take(sent, sender[m]))
+
         idle = ~st.training
         take = got & idle
-        mask_first = mask_last = None
-        mpart = jax.random.randint(jax.random.fold_in(key, 4), (nm,), 0, n_part)
-        p_first, p_last = mpart[m_first], mpart[m_last]
-        if n_part > 1:
-            mask_first, mask_last = part_masks(p_first, st.params), part_masks(p_last, st.params)
-            a_first = st.part_age[s_first, p_first]
-            a_last = st.part_age[s_last, p_last]
-        else:
-            a_first, a_last = st.age[s_first], st.age[s_last]
-        if spec.sample_frac < 1.0:
-            mkey = jax.random.fold_in(key, 1)
-            leaves, tdef = jax.tree.flatten(st.params)
-            ms = [
-                jax.random.bernoulli(jax.random.fold_in(mkey, i), full, (nm,) + x.shape[1:])
-                for i, x in enumerate(leaves)
-            ]  # per-message coordinate masks
-            msk = jax.tree.unflatten(tdef, ms)
-            mask_first = jax.tree.map(lambda m: m[m_first], msk)
-            mask_last = jax.tree.map(lambda m: m[m_last], msk)
-        sent = st.params
-        y_first = jax.tree.map(lambda p: p[s_first], sent)
-        params, age, part_age = merge_into(st, y_first, a_first, mask_first, take, p_first)
+        p_first, p_last = m_part[m_first], m_part[m_last]
+        mask_first = message_mask(p_first, m_seed[m_first], st.params)
+        params, age, part_age = merge_into(
+            st, payload(m_first), m_age[m_first], mask_first, take, p_first
+        )
         queue = got & (~idle | (last != first))
         if spec.queue == "all":
             # merge all queued models: age-weighted mean of the old inbox and every message
             # not consumed (ages as weights; equal weights when all are 0), age = max
-            extra = ok & ~(take[r] & (jnp.arange(nm) == m_first[r]))
-            wq = jnp.where(extra, st.age[sender] + 1e-6, 0.0)
+            extra = ok & ~(take[r] & (mids == m_first[r]))
+            wq = jnp.where(extra, m_age + 1e-6, 0.0)
             w_old = jnp.where(st.has_inbox, st.inbox_age + 1e-6, 0.0)
             tot = w_old + jnp.zeros((n,)).at[dest].add(wq, mode="drop")
 
-            def agg(old, p):
-                add = (
-                    jnp.zeros_like(old)
-                    .at[dest]
-                    .add(wq.reshape((-1,) + (1,) * (p.ndim - 1)) * p[sender], mode="drop")
-                )
-                mix_ = (w_old.reshape((-1,) + (1,) * (p.ndim - 1)) * old + add) / jnp.where(
-                    tot > 0, tot, 1.0
-                ).reshape((-1,) + (1,) * (p.ndim - 1))
-                return mix_
+            def bcast(v, p):
+                return v.reshape((-1,) + (1,) * (p.ndim - 1))
 
-            inbox = _where_nodes(queue, jax.tree.map(agg, st.inbox, sent), st.inbox)
+            def agg(old, pb, pn):
+                add = jnp.zeros_like(old).at[dest[:k]].add(bcast(wq[:k], pb) * pb, mode="drop")
+                add = add.at[dest[k:]].add(bcast(wq[k:], pn) * pn[msgs.sender], mode="drop")
+                return (bcast(w_old, old) * old + add) / bcast(jnp.where(tot > 0, tot, 1.0), old)
+
+            inbox = st.inbox
+            if spec.train:
+                inbox = _where_nodes(queue, jax.tree.map(agg, st.inbox, buf.params, sent), inbox)
             a_new = (
                 jnp.full((n,), -jnp.inf)
                 .at[dest]
-                .max(jnp.where(extra, st.age[sender], -jnp.inf), mode="drop")
+                .max(jnp.where(extra, m_age, -jnp.inf), mode="drop")
             )
             inbox_age = jnp.where(
                 queue,
@@ -395,14 +500,27 @@ def make_gossip_quantum(
                 st.inbox_age,
             )
         else:
-            inbox = _where_nodes(queue, jax.tree.map(lambda p: p[s_last], sent), st.inbox)
-            inbox_age = jnp.where(queue, a_last, st.inbox_age)
+            inbox = _where_nodes(queue, payload(m_last), st.inbox) if spec.train else st.inbox
+            inbox_age = jnp.where(queue, m_age[m_last], st.inbox_age)
         inbox_mask = st.inbox_mask
-        if mask_last is not None:
+        if inbox_mask is not None:
+            mask_last = message_mask(p_last, m_seed[m_last], st.params)
             inbox_mask = _where_nodes(queue, mask_last, st.inbox_mask)
         # the token account reacts to every node that received a (useful) model
-        react = reactive_count(jax.random.fold_in(key, 3), tokens, tspec)
+        react = reactive_count(jax.random.fold_in(key, 3), st.tokens, tspec)
         react = jnp.where(got, react, 0)
+        # (D) messages still on the wire at t1 keep a copy of their send-time payload
+        wire = msgs.valid & ~due_n
+        n_keep = min(nm, k)
+        sel = jnp.nonzero(wire, size=n_keep, fill_value=0)[0]
+        keep = wire[sel] & (jnp.arange(n_keep) < wire.sum())
+        kept = jax.tree.map(lambda x: x[sel], msgs.replace(params=None))
+        if spec.train:
+            kept = kept.replace(params=_take(sent, msgs.sender[sel]))
+        buf, overflow = store(buf.replace(valid=buf.valid & ~due_b), keep, kept)
+        lost_full = overflow.sum().astype(jnp.float32) + (wire.sum() - keep.sum())
+        cnt["messages_overflow"] += lost_full
+        cnt["messages_lost"] += lost_full
         st = st.replace(
             params=params,
             age=age,
@@ -412,16 +530,23 @@ def make_gossip_quantum(
             inbox_part=jnp.where(queue, p_last, st.inbox_part),
             part_age=part_age,
             has_inbox=st.has_inbox | queue,
-            next_gossip=nxt,
             dirty=st.dirty | take,
-            tokens=tokens - react.astype(jnp.float32),
+            tokens=st.tokens - react.astype(jnp.float32),
             react=react,
+            inflight=buf,
             counters=cnt,
         )
         return start_training(st, take, t1)
 
     def step(st: GossipState, key, eligible, enabled=True) -> GossipState:
-        """One quantum; `enabled=False` (traced ok) finishes trainings but sends nothing."""
+        """One quantum; `enabled=False` (traced ok) finishes trainings and delivers messages
+        already on the wire, but sends nothing."""
+        if capacity_of(st.inflight) < need:
+            raise ConfigError(
+                f"the gossip state's in-flight buffer holds {capacity_of(st.inflight)} messages, "
+                f"{need} may be on the wire: build it with init_gossip(..., capacity="
+                "gossip_capacity(spec, env, model_bytes))"
+            )
         t0 = st.quantum.astype(jnp.float32) * q
         t1 = (st.quantum + 1).astype(jnp.float32) * q
         due = (st.training & (st.train_end < t1)).any()
@@ -429,9 +554,11 @@ def make_gossip_quantum(
             due, lambda s: completions(s, jax.random.fold_in(key, 0), t1), lambda s: s, st
         )
         qkey = jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum)
-        st = sends(st, qkey, t0, t1, eligible, enabled)
+        st, msgs = sends(st, qkey, t0, t1, eligible, enabled)
+        st = deliveries(st, qkey, msgs, t1, eligible)
         return st.replace(quantum=st.quantum + 1)
 
+    step.capacity = need
     return step
 
 
@@ -440,13 +567,16 @@ def rows(av: Availability, idx):
 
 
 def make_gossip_chunk(apply_fn, train, spec: GossipSpec, env: GossipEnv, model_bytes, strategy):
-    """Jitted `chunk(state, key, t_stop) -> state` for pure gossip learning."""
+    """Jitted `chunk(state, key, t_stop) -> state` for pure gossip learning (a state built
+    without a capacity has its in-flight buffer grown to `gossip_capacity` first)."""
     step = make_gossip_quantum(apply_fn, train, spec, env, model_bytes, strategy)
     everyone = jnp.ones(env.counts.shape, bool)
     q = spec.quantum_s
 
     @jax.jit
     def chunk(state, key, t_stop):
+        state = state.replace(inflight=grow(state.inflight, step.capacity))
+
         def cond(st):
             return st.quantum.astype(jnp.float32) * q < t_stop
 

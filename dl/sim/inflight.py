@@ -1,0 +1,110 @@
+"""Gossip messages on the wire: a fixed-capacity buffer of messages sent but not yet arrived.
+
+Hegedűs et al. (DAIS 2019, JPDC 2021; DESIGN.md §Semantics 3): a message takes its transfer
+time `bits / min(up, down)` and is merged when it *arrives*, carrying the sender's model, age,
+partition and coordinate mask as they were when it was *sent*. A message that arrives in the
+quantum it was sent in never enters the buffer (it is delivered straight from the sender's
+model); only messages that cross a quantum boundary are stored, with a copy of the payload.
+
+Capacity K is static. `inflight_bound` derives, on the host, a K that cannot be exceeded:
+after the delivery phase of quantum [t0, t1) the buffer holds the messages with send time < t1
+and arrival >= t1. Node i's proactive sends are at least a period P apart, so at most
+ceil(T_i / P) of them lie in [t1 - T_i, t1); its reactive sends leave at quantum starts, at most
+R per quantum, so at most R * floor(T_i / q) are still in flight (T_i: node i's slowest
+transfer, to the slowest receiver). A message that finds the buffer full (only possible with
+an explicit smaller `inflight_cap`) is lost and counted (`messages_overflow`), never dropped
+silently.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class InFlight:
+    valid: jnp.ndarray  # [K] bool the slot holds a message on the wire
+    sender: jnp.ndarray  # [K] i32
+    receiver: jnp.ndarray  # [K] i32
+    slot: jnp.ndarray  # [K] i32 send slot (0 proactive, 1.. reactive)
+    arrive: jnp.ndarray  # [K] f32 arrival time (s)
+    age: jnp.ndarray  # [K] f32 sender's age (its partition's age) at send time
+    part: jnp.ndarray  # [K] i32 partition carried (partitioned subsampling)
+    seed: jnp.ndarray  # [K] u32 seed of the coordinate mask (model subsampling)
+    params: Any  # pytree [K, ...] sender's model at send time; None in system-only mode
+
+
+def empty_inflight(params, capacity: int, train: bool) -> InFlight:
+    """An empty buffer of `capacity` slots; `params` is one model (no node axis)."""
+    k = int(capacity)
+    zi = jnp.zeros((k,), jnp.int32)
+    return InFlight(
+        valid=jnp.zeros((k,), bool),
+        sender=zi,
+        receiver=zi,
+        slot=zi,
+        arrive=jnp.full((k,), jnp.inf, jnp.float32),
+        age=jnp.zeros((k,), jnp.float32),
+        part=zi,
+        seed=jnp.zeros((k,), jnp.uint32),
+        params=jax.tree.map(lambda p: jnp.zeros((k,) + p.shape, p.dtype), params)
+        if train
+        else None,
+    )
+
+
+def capacity_of(buf: InFlight) -> int:
+    return int(buf.valid.shape[0])
+
+
+def grow(buf: InFlight, capacity: int) -> InFlight:
+    """`buf` padded with empty slots up to `capacity` (static shapes; no-op if big enough)."""
+    extra = int(capacity) - capacity_of(buf)
+    if extra <= 0:
+        return buf
+    fill = {"valid": False, "arrive": jnp.inf}
+
+    def pad(name, x):
+        tail = jnp.full((extra,) + x.shape[1:], fill.get(name, 0), x.dtype)
+        return jnp.concatenate([x, tail])
+
+    fields = {f: pad(f, getattr(buf, f)) for f in ("valid", "sender", "receiver", "slot")}
+    fields |= {f: pad(f, getattr(buf, f)) for f in ("arrive", "age", "part", "seed")}
+    params = None
+    if buf.params is not None:
+        params = jax.tree.map(lambda p: pad("params", p), buf.params)
+    return InFlight(**fields, params=params)
+
+
+def inflight_bound(
+    up_kbps, down_kbps, msg_bits: float, quantum_s: float, period_s: float, n_reactive: int
+) -> int:
+    """Host-side capacity that the buffer cannot outgrow (module docstring). Bandwidths are
+    kbit/s of 1024 bits (FedScale); they must be concrete arrays."""
+    up = np.asarray(up_kbps, np.float64)
+    slowest_down = float(np.min(np.asarray(down_kbps, np.float64)))
+    t = msg_bits / (np.minimum(up, slowest_down) * 1024.0)  # [N] worst transfer time per sender
+    tol = 1e-3 * quantum_s + 1e-6 * t  # float32 clocks: round the bound up, never down
+    proactive = np.ceil((t + tol) / period_s)
+    reactive = n_reactive * np.floor((t + tol) / quantum_s)
+    return max(1, int(np.sum(proactive + reactive)))
+
+
+def store(buf: InFlight, keep: jnp.ndarray, msgs: InFlight):
+    """Puts the messages of `msgs` [M] with `keep` into free slots, in message order.
+    Returns (buffer, overflow [M] bool: kept messages that found no free slot)."""
+    k = capacity_of(buf)
+    rank = jnp.cumsum(keep.astype(jnp.int32)) - 1
+    free = jnp.nonzero(~buf.valid, size=k, fill_value=k)[0]  # [K] free slot ids, ascending
+    n_free = (~buf.valid).sum()
+    fits = keep & (rank < n_free)
+    dst = jnp.where(fits, free[jnp.clip(rank, 0, k - 1)], k)
+
+    def put(old, new):
+        return old.at[dst].set(new.astype(old.dtype), mode="drop")
+
+    out = jax.tree.map(put, buf.replace(valid=buf.valid), msgs.replace(valid=fits))
+    return out, keep & ~fits
