@@ -51,13 +51,20 @@ class ServerState:
     buffered: jnp.ndarray  # [] i32 updates in the buffer
     applied: jnp.ndarray  # [] i32 uploads accepted (FedAsync mixes, FedBuff buffered)
     stale_dropped: jnp.ndarray  # [] i32 uploads dropped for staleness
-    hist: jnp.ndarray  # [hist_bins] i32 staleness histogram of accepted uploads
+    hist: jnp.ndarray  # [hist_bins] i32 staleness histogram of accepted uploads (last bin: >=)
+    stale_sum: jnp.ndarray  # [] i32 sum of the (unclipped) staleness of accepted uploads
 
 
 def init_server(params, spec: AsyncServerSpec) -> ServerState:
     z = jnp.zeros((), jnp.int32)
     zeros = jax.tree.map(jnp.zeros_like, params)
-    return ServerState(params, z, zeros, z, z, z, jnp.zeros((spec.hist_bins,), jnp.int32))
+    return ServerState(params, z, zeros, z, z, z, jnp.zeros((spec.hist_bins,), jnp.int32), z)
+
+
+def staleness_mean(state: ServerState) -> jnp.ndarray:
+    """[] f32 mean staleness of the accepted uploads (0 if none). Exact: computed from
+    `stale_sum`, not from the histogram, whose last bin clips k >= hist_bins - 1."""
+    return state.stale_sum / jnp.maximum(1, state.hist.sum())
 
 
 def apply_arrivals(
@@ -77,6 +84,7 @@ def apply_arrivals(
         s = staleness_weight(spec.staleness, k, spec.stale_a, spec.stale_b)
         bins = jnp.zeros_like(st.hist).at[jnp.clip(k, 0, spec.hist_bins - 1)].add(1)
         hist = st.hist + jnp.where(take, bins, 0)
+        stale_sum = st.stale_sum + jnp.where(take, k, 0)
         dropped = st.stale_dropped + (good & ~fresh).astype(jnp.int32)
         applied = st.applied + take.astype(jnp.int32)
         if spec.kind == "fedasync":
@@ -103,7 +111,9 @@ def apply_arrivals(
                 buffered=jnp.where(flush, 0, count),
                 version=st.version + flush.astype(jnp.int32),
             )
-        return st.replace(applied=applied, stale_dropped=dropped, hist=hist), None
+        return st.replace(
+            applied=applied, stale_dropped=dropped, hist=hist, stale_sum=stale_sum
+        ), None
 
     if not with_params:
         starts = models = jnp.zeros_like(versions)  # placeholders, unused
