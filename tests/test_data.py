@@ -14,18 +14,6 @@ from dl.data.idx import parse_idx, read_idx
 from dl.data.shakespeare import VOCAB, decode, encode, split_speakers
 from dl.errors import ConfigError, DataError
 
-try:
-    ROOT = resolve_data_root(None)
-except DataError:  # $DL_DATA_ROOT points nowhere: behave as if there were no data
-    ROOT = None
-
-
-def real_root(folder: str) -> Path:
-    """The shared data root if it holds ``folder``; skip the test otherwise."""
-    if ROOT is None or not (ROOT / folder).is_dir():
-        pytest.skip(f"no {folder} under the data root")
-    return ROOT
-
 
 def one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
     msg = str(err.value)
@@ -94,8 +82,9 @@ def test_digits_embedded_and_fixed_split() -> None:
     assert np.array_equal(ds.x_test, again.x_test) and np.array_equal(ds.y_train, again.y_train)
 
 
-def test_spambase() -> None:
-    ds = load_dataset("spambase", real_root("spambase"))
+@pytest.mark.needs_data("spambase")  # tests/conftest.py: skip, or fail in CI
+def test_spambase(data_root: Path) -> None:
+    ds = load_dataset("spambase", data_root)
     assert ds.num_train + ds.num_test == 4601 and ds.num_test == 460
     assert ds.x_train.shape == (ds.num_train, 57) and ds.x_train.dtype == np.float32
     assert set(np.unique(ds.y_train)) == {0, 1} and ds.num_classes == 2
@@ -104,16 +93,18 @@ def test_spambase() -> None:
     assert np.bincount(np.concatenate([ds.y_train, ds.y_test])).tolist() == [2788, 1813]
 
 
-def test_pendigits() -> None:
-    ds = load_dataset("pendigits", real_root("pendigits"))
+@pytest.mark.needs_data("pendigits")
+def test_pendigits(data_root: Path) -> None:
+    ds = load_dataset("pendigits", data_root)
     assert (ds.num_train, ds.num_test) == (7494, 3498)
     assert ds.x_train.shape == (7494, 16) and ds.input_shape == (16,)
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
     assert np.array_equal(np.unique(ds.y_test), np.arange(10))
 
 
-def test_fmnist() -> None:
-    ds = load_dataset("fmnist", real_root("fashion_mnist"))
+@pytest.mark.needs_data("fashion_mnist")
+def test_fmnist(data_root: Path) -> None:
+    ds = load_dataset("fmnist", data_root)
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
@@ -121,8 +112,9 @@ def test_fmnist() -> None:
     assert np.all(np.bincount(ds.y_train) == 6000) and np.all(np.bincount(ds.y_test) == 1000)
 
 
-def test_shakespeare_real() -> None:
-    ds = load_dataset("shakespeare", real_root("tiny_shakespeare"))
+@pytest.mark.needs_data("tiny_shakespeare")
+def test_shakespeare_real(data_root: Path) -> None:
+    ds = load_dataset("shakespeare", data_root)
     assert ds.x_train.dtype == np.int32 and ds.x_train.shape[1:] == (80,)
     assert ds.y_train.shape == ds.x_train.shape and ds.num_classes == 65 == len(VOCAB)
     assert np.array_equal(ds.x_train[:, 1:], ds.y_train[:, :-1])  # next-character targets
@@ -133,7 +125,7 @@ def test_shakespeare_real() -> None:
     assert decode(ds.x_train[0]).startswith("Before we proceed any further")
     nd = partition(ds, speakers, "natural", seed=0)
     assert np.array_equal(nd.counts, np.bincount(ds.groups_train))
-    short = load_dataset("shakespeare", ROOT, seq_len=20, min_chars=100)
+    short = load_dataset("shakespeare", data_root, seq_len=20, min_chars=100)
     assert short.input_shape == (20,) and short.groups_train.max() + 1 > speakers
 
 
@@ -211,8 +203,9 @@ def test_corrupt_idx_names_file(tmp_path: Path, corrupt, reason: str) -> None:
     assert str(path) in one_line(err) and reason in str(err.value)
 
 
-def test_truncated_real_idx(tmp_path: Path) -> None:
-    src = real_root("fashion_mnist") / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz"
+@pytest.mark.needs_data("fashion_mnist")
+def test_truncated_real_idx(tmp_path: Path, data_root: Path) -> None:
+    src = data_root / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz"
     bad = tmp_path / "t10k-labels-idx1-ubyte.gz"
     bad.write_bytes(src.read_bytes()[:3000])
     with pytest.raises(DataError) as err:
@@ -235,3 +228,35 @@ def test_malformed_csv_names_file(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         load_dataset("spambase", tmp_path)
     assert str(bad) in one_line(err)
+
+
+# ---------------------------------------------------------------- missing data in CI
+
+
+def _pytest_spambase(tmp_path: Path, **env: str):
+    """Runs test_spambase in a child pytest with the data root at an empty directory."""
+    import os
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty"
+    empty.mkdir(exist_ok=True)
+    child = {k: v for k, v in os.environ.items() if k != "DL_REQUIRE_DATA"}
+    child |= {"DL_DATA_ROOT": str(empty), **env}
+    test = f"{Path(__file__).resolve()}::test_spambase"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", test],
+        capture_output=True,
+        text=True,
+        env=child,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_missing_data_skips_locally_and_fails_when_required(tmp_path: Path) -> None:
+    r = _pytest_spambase(tmp_path)
+    assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout[-2000:]
+    r = _pytest_spambase(tmp_path, DL_REQUIRE_DATA="1")
+    assert r.returncode == 1 and "1 error" in r.stdout, r.stdout[-2000:]  # fails in setup
+    assert "missing under" in r.stdout and "spambase" in r.stdout

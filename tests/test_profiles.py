@@ -1,7 +1,6 @@
 """Device profiles: constant, FLASH synthetic-from-real-catalogues, SkipTrain power calibration."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,7 @@ from dl.sim.profiles import (
     skiptrain_power_w,
 )
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not (ROOT / FLASH_DIR).is_dir(), reason="shared/data not present")
+needs_data = pytest.mark.needs_data(FLASH_DIR)  # tests/conftest.py: skip, or fail in CI
 
 
 def test_constant_profiles():
@@ -31,15 +29,15 @@ def test_constant_profiles():
 
 
 @needs_data
-def test_flash_profiles_shapes_and_formula():
-    p = flash_profiles(ROOT, 500, seed=0, ref_ms_per_sample=2.0)
-    names, scores = load_flash_catalogue(ROOT)
+def test_flash_profiles_shapes_and_formula(data_root):
+    p = flash_profiles(data_root, 500, seed=0, ref_ms_per_sample=2.0)
+    names, scores = load_flash_catalogue(data_root)
     assert len(names) == 307
     ids = np.asarray(p.device_id)
     assert ids.min() >= 0 and ids.max() < 307
     expect = 2.0 * np.median(scores) / scores[ids]
     np.testing.assert_allclose(np.asarray(p.ms_per_sample), expect, rtol=1e-6)
-    speed = load_speed_distri(ROOT)
+    speed = load_speed_distri(data_root)
     assert speed.shape == (19, 4)
     up, down = np.asarray(p.up_kbps), np.asarray(p.down_kbps)
     assert up.min() >= 50 * 8 and down.min() >= 50 * 8  # floor 50 KB/s = 400 kbit/s
@@ -49,25 +47,25 @@ def test_flash_profiles_shapes_and_formula():
 
 
 @needs_data
-def test_flash_profiles_deterministic_and_options():
-    a = flash_profiles(ROOT, 200, seed=7)
-    b = flash_profiles(ROOT, 200, seed=7)
-    c = flash_profiles(ROOT, 200, seed=8)
+def test_flash_profiles_deterministic_and_options(data_root):
+    a = flash_profiles(data_root, 200, seed=7)
+    b = flash_profiles(data_root, 200, seed=7)
+    c = flash_profiles(data_root, 200, seed=8)
     for f in ("ms_per_sample", "up_kbps", "down_kbps", "device_id"):
         np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
     assert not np.array_equal(np.asarray(a.device_id), np.asarray(c.device_id))
-    names, _ = load_flash_catalogue(ROOT)
-    pool = set(reachable_models(ROOT, names).tolist())
+    names, _ = load_flash_catalogue(data_root)
+    pool = set(reachable_models(data_root, names).tolist())
     assert len(pool) == 113
-    r = flash_profiles(ROOT, 300, seed=1, restrict_to_real=True, power_w_range=(1.0, 5.0))
+    r = flash_profiles(data_root, 300, seed=1, restrict_to_real=True, power_w_range=(1.0, 5.0))
     assert set(np.asarray(r.device_id).tolist()) <= pool
     pw = np.asarray(r.power_w)
     assert pw.min() >= 1.0 and pw.max() <= 5.0 and pw.std() > 0.5
-    cpu = flash_profiles(ROOT, 300, seed=1, score="cpu_f")
+    cpu = flash_profiles(data_root, 300, seed=1, score="cpu_f")
     ms = np.asarray(cpu.ms_per_sample)
     assert ms.max() / ms.min() < 45  # CPU-F scores span 105..4310
     with pytest.raises(ConfigError):
-        flash_profiles(ROOT, 3, seed=0, score="gpu")
+        flash_profiles(data_root, 3, seed=0, score="gpu")
 
 
 def test_flash_missing_and_corrupt(tmp_path):
@@ -99,9 +97,9 @@ def test_flash_tiny_catalogue(tmp_path):
     np.testing.assert_allclose(np.asarray(p.up_kbps), 400.0)  # 10 KB/s clipped at 50 KB/s
 
 
-@needs_data
-def test_skiptrain_power_is_max_power_times_time():
-    pw = skiptrain_power_w(ROOT)
+@pytest.mark.needs_data("device_energy_skiptrain")  # SkipTrain's folder, not FLASH's
+def test_skiptrain_power_is_max_power_times_time(data_root):
+    pw = skiptrain_power_w(data_root)
     for stem in ("Energy_traces_CIFAR-10", "Energy_traces_Femnist"):
         np.testing.assert_allclose(pw[stem], pw[f"{stem}:max_power"], rtol=1e-3)
         assert 8.0 < pw[stem].min() and pw[stem].max() < 18.0

@@ -31,9 +31,8 @@ from dl.traces import (
     trace_online_fraction,
 )
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-STUNNER = ROOT / "stunner_smartphone_availability"
-needs_data = pytest.mark.skipif(not STUNNER.is_dir(), reason="shared/data not present")
+STUNNER = "stunner_smartphone_availability"
+needs_data = pytest.mark.needs_data(STUNNER)  # tests/conftest.py: skip, or fail in CI
 WEEK, DAY, H = 7 * 86400.0, 86400.0, 3600.0
 
 
@@ -149,9 +148,9 @@ def test_drop_short_sessions():
 
 @needs_data
 @pytest.mark.parametrize("threshold", [100, 80])
-def test_peersim_text_equals_npz(threshold):
-    a = parse_peersim_sessions(STUNNER / f"peersim_session_{threshold}.txt")
-    b = load_stunner(ROOT, threshold)
+def test_peersim_text_equals_npz(threshold, data_root):
+    a = parse_peersim_sessions(data_root / STUNNER / f"peersim_session_{threshold}.txt")
+    b = load_stunner(data_root, threshold)
     for f in ("user_index", "first_online", "start_ms", "tz_hours", "offsets", "durations_ms"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
     assert b.user_index.max() + 1 == 776 and b.first_online.size == 4334
@@ -159,27 +158,27 @@ def test_peersim_text_equals_npz(threshold):
 
 @needs_data
 @pytest.mark.parametrize(("threshold", "own"), [(100, 0.232), (80, 0.353)])
-def test_stunner_online_fraction_and_daily_cycle(threshold, own):
-    tr = load_stunner(ROOT, threshold)
+def test_stunner_online_fraction_and_daily_cycle(threshold, own, data_root):
+    tr = load_stunner(data_root, threshold)
     assert trace_online_fraction(tr) == pytest.approx(own, abs=0.001)
-    av = build_stunner(ROOT, threshold, 1000, WEEK, seed=0)
+    av = build_stunner(data_root, threshold, 1000, WEEK, seed=0)
     assert online_time_fraction(av, WEEK) == pytest.approx(trace_online_fraction(tr), abs=0.02)
     prof = hourly_profile(av, WEEK)
     assert prof.max() / prof.min() > 1.3  # measured: 1.84 (thr100), 1.49 (thr80), UTC
-    again = build_stunner(ROOT, threshold, 1000, WEEK, seed=0)
+    again = build_stunner(data_root, threshold, 1000, WEEK, seed=0)
     np.testing.assert_array_equal(np.asarray(av.times), np.asarray(again.times))
 
 
 @needs_data
-def test_stunner_options_and_errors(tmp_path):
+def test_stunner_options_and_errors(tmp_path, data_root):
     short = build_stunner(
-        ROOT, 100, 300, 2 * DAY, seed=1, window_s=2 * DAY, min_session_s=60.0, align_tz=True
+        data_root, 100, 300, 2 * DAY, seed=1, window_s=2 * DAY, min_session_s=60.0, align_tz=True
     )
-    full = build_stunner(ROOT, 100, 300, 2 * DAY, seed=1)
+    full = build_stunner(data_root, 100, 300, 2 * DAY, seed=1)
     assert short.times.shape[1] < full.times.shape[1]
     assert abs(online_time_fraction(short, 2 * DAY) - 0.232) < 0.05
     with pytest.raises(ConfigError):
-        build_stunner(ROOT, 50, 3, DAY, seed=0)
+        build_stunner(data_root, 50, 3, DAY, seed=0)
     with pytest.raises(DataError, match="stunner_sessions_thr100.npz"):
         build_stunner(tmp_path, 100, 3, DAY, seed=0)
     bad = tmp_path / "stunner_smartphone_availability"
