@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The slower tests (marked `slow`): 1-vs-8-device equality, long end-to-end checks.
+# The slower tests (marked `slow`): long end-to-end checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec .venv/bin/python -m pytest -q -m slow "$@"

@@ -1,7 +1,8 @@
 """One vs eight devices: FedAvg, FedAsync, gossip and DWA give the same metrics when the node
 axis is sharded over 8 (fake CPU) devices. Everything that is a gather/scatter/elementwise op
 is bit-identical; sums over the node axis (consensus distance, energy and byte totals, losses)
-may be added in a different order across shards, so they are compared at rtol 1e-5."""
+may be added in a different order across shards, so they are compared at rtol 1e-5.
+Not marked slow: about 50 s on a 2-core CPU, and it is the only check of sharding, so CI runs it."""
 
 import json
 import os
@@ -49,7 +50,6 @@ def run(tmp_path, devices):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 def test_one_and_eight_devices_give_the_same_metrics(tmp_path):
     one, eight = run(tmp_path, 1), run(tmp_path, 8)
     assert one["devices"] == 1 and eight["devices"] == 8
