@@ -146,18 +146,19 @@ def test_engine_subsampling_merges_only_the_carried_coordinates():
 def test_engine_partitioned_merge_uses_the_partitions_own_ages():
     # P = 2 over 4 coordinates; the fixed layout is a seeded permutation mod P (ALGORITHMS §1.4)
     layout = np.random.default_rng([7, 0]).permutation(4) % 2
-    # node 0 sends [4, 4, 4, 4] with partition ages [1, 3]; node 1 is [0, 0, 0, 0], ages [3, 1]
+    # node 0 sends [4, 4, 4, 4] with partition ages [1, 5]; node 1 is [0, 0, 0, 0], ages [3, 1]
     # partition 0: w = a_r / (a_l + a_r) = 1 / (3 + 1) = 1/4 -> 4 * 1/4 = 1; ages [3, 1]
-    # partition 1: w = 3 / (1 + 3) = 3/4 -> 4 * 3/4 = 3; ages [3, 3]
-    # node age = mean of its partition ages: 2 or 3. (Node ages alone are 2 and 2: w = 1/2.)
+    # partition 1: w = 5 / (1 + 5) = 5/6 -> 4 * 5/6 = 10/3; ages [3, 5]
+    # node age = mean of its partition ages: 2 or 4 (max would give 3 or 5). The node ages
+    # alone (means 3 and 2) would give w = 3 / (2 + 3) = 3/5 in either partition.
     spec = GossipSpec(period_s=10.0, partitions=2)
     st = run(
-        spec, [[4.0] * 4, [0.0] * 4], [2.0, 2.0], [0.2, 50.0], part_age=[[1.0, 3.0], [3.0, 1.0]]
+        spec, [[4.0] * 4, [0.0] * 4], [3.0, 2.0], [0.2, 50.0], part_age=[[1.0, 5.0], [3.0, 1.0]]
     )
     got = np.asarray(st.params["w"][1])
     p = int(layout[np.flatnonzero(got)[0]])  # the partition the message carried
-    value, ages = {0: (1.0, [3.0, 1.0]), 1: (3.0, [3.0, 3.0])}[p]
-    np.testing.assert_array_equal(got, np.where(layout == p, value, 0.0))
+    value, ages = {0: (1.0, [3.0, 1.0]), 1: (10 / 3, [3.0, 5.0])}[p]
+    np.testing.assert_allclose(got, np.where(layout == p, value, 0.0), rtol=1e-6)
     np.testing.assert_array_equal(st.part_age[1], ages)
     assert float(st.age[1]) == np.mean(ages)
     assert float(st.counters["bytes_up"]) == MBYTES / 2
