@@ -130,6 +130,29 @@ FMT = {  # column -> (unit, scale, digits) for the table
 }
 
 
+def check(spec: dict, out: Path) -> None:
+    """Each distinct run config once, system-only and short: configs, data, traces, clocks and
+    energy are exercised without training (the gpu scale's configs are validated this way);
+    synchronous FedAvg, which has no system-only mode, trains one round instead."""
+    keys = sorted({c.run_key for c in cells(spec, spec.get("only")) if c.run_key})
+    short = ["sim.train=false", "sim.duration_s=1200", "sim.eval_every_s=600", "logger=disabled"]
+    bad = 0
+    for k in keys:
+        d = out / k
+        if d.exists():
+            shutil.rmtree(d)
+        cmd = command(spec, k, 0, d)
+        cmd = [c for c in cmd if not c.startswith("logger.")] + short
+        if k.endswith("/fedavg"):  # sync FedAvg has no system-only mode: one trained round
+            cmd = [c for c in cmd if c != "sim.train=false"] + ["sim.max_rounds=1"]
+        r = run_one(cmd, d)
+        bad += r["status"] != "ran"
+        print(f"{r['status']:18s} {r.get('wall_s', ''):>7} {k} {r.get('stderr', '')}", flush=True)
+    if bad:
+        fail(f"{bad} of {len(keys)} run configs failed the system-only check")
+    print(f"all {len(keys)} run configs passed the system-only check")
+
+
 def aggregate(spec: dict, out: Path) -> list:
     """Per cell: time / energy / bytes to target and final metric over seeds."""
     metric = spec["metric"]
@@ -247,6 +270,11 @@ def main() -> None:
         ap.add_argument(f"--{kind}", nargs="*", default=None, help=f"only these {kind}")
     ap.add_argument("--aggregate-only", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="validate every run's config: seed 0, system-only (sim.train=false), 2 evaluations",
+    )
     a = ap.parse_args()
     scale = a.scale or (a.scale_kv.split("=", 1)[-1] if a.scale_kv else None)
     if not scale:
@@ -266,6 +294,9 @@ def main() -> None:
             spec["only"][kind] = names
     out = Path(a.out) if a.out else REPO / "results" / "suite" / scale
     t = time.perf_counter()
+    if a.check:
+        check(spec, out / "check")
+        return
     if not a.aggregate_only:
         recs = run_all(spec, out, a.jobs or spec["jobs"], a.launcher, a.dry_run)
         if a.dry_run:
