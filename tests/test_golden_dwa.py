@@ -105,3 +105,96 @@ def test_upload_with_capped_age_sets_capped_server_age():
     )
     np.testing.assert_allclose(x["w"], [3.125, 3.125], rtol=1e-6)
     assert int(version) == 1 and float(a_s) == 12.0
+
+
+# --- the rule inside the engine (no gossip: the server-side part carries the assertions) ----
+
+
+def test_engine_lost_uploads_become_unsynced_then_clean_uploads_use_version_staleness():
+    """2 nodes, concurrency 2, 1 s download + 10 s training + 1 s upload, H = 2; server down on
+    [5, 20) with upload_policy lost; both nodes go offline for good at t = 33. Gossip period
+    1e5 s: no gossip message is sent (checked), so no number depends on gossip timing.
+
+    t = 1: both dispatched (version 0, server age 0), due at 13.
+    [13, 14): server down, uploads lost; each node keeps its trained model y_i, age 0 + 2 = 2,
+      unsynced (dirty). Server unchanged.
+    t = 20 (end of quantum [19, 20)): server up, both dispatched in a random order p, q; each
+      first uploads its unsynced model:
+      p: a_s = 0, a_y = 2: k = 0, r = max(1, (2 - 2)/1) = 1, lam = 0.5: x = 0.5 x0 + 0.5 y_p,
+         version 1, a_s = 2
+      q: a_s = 2, a_y = 2: k = 0 (age gap; the version gap 1 would give 0.5/sqrt(2)), r = 1,
+         lam = 0.5: x20 = 0.25 x0 + 0.25 y_p + 0.5 y_q, version 2, a_s = 2
+      then both adopt x20 (age 2, clean) and download version 2; due at 32.
+    [32, 33): clean uploads y0', y1' in (time, node id) order, FedAsync with version
+      staleness: node 0: k = 2 - 2 = 0, alpha_t = 0.5: x = 0.5 x20 + 0.5 y0'; version 3;
+      node 1: k = 3 - 2 = 1, alpha_t = 0.5/sqrt(2) (the age gap would give k = 0, 0.5):
+      x33 = (1 - a) x + a y1'; version 4; server age max(2, 2 + 2) = 4. Nobody is dispatched at
+      33 (offline), so the nodes keep y0', y1'."""
+    from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async
+    from dl.sim.dwa_engine import init_dwa, make_dwa_chunk
+    from dl.sim.gossip_engine import GossipEnv, GossipSpec, gossip_capacity, init_gossip
+    from dl.sim.server import build_server
+    from dl.traces.availability import from_transitions
+    from dl.train.local import LocalTrainSpec
+
+    n = 2
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(n, 4, 2)).astype(np.float32))
+    y = jnp.asarray(rng.integers(0, 2, size=(n, 4)).astype(np.int32))
+    counts = jnp.full((n,), 4, jnp.int32)
+    f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731
+    av = from_transitions(np.array([0, 1]), np.array([33.0, 33.0]), np.ones(n, bool), n)
+    srv = build_server({"kind": "intervals", "outages": [[5.0, 20.0]]}, 1e3, 0)
+    aenv = AsyncEnv(x, y, counts, f(1.0), f(10.0), f(1.0), f(2.0), f(0.1), f(0.1), av, srv)
+    genv = GossipEnv(x, y, counts, f(10.0), f(1e4), f(1e4), f(2.0), f(0.1), f(0.1), av)
+    train = LocalTrainSpec(batch_size=2, local_steps=2, lr=0.3)
+    eng = EngineSpec(quantum_s=1.0, concurrency=2, max_arrivals=2, upload_policy="lost")
+    gspec = GossipSpec(period_s=1e5, quantum_s=1.0, max_trainings=n)
+    params = {"w": jnp.full((2, 2), 0.1, jnp.float32), "b": jnp.zeros((2,), jnp.float32)}
+
+    def apply(p, xb):
+        return xb @ p["w"] + p["b"]
+
+    chunk = make_dwa_chunk(apply, train, ASPEC, eng, gspec, DSPEC, aenv, genv, 8, "vmap")
+    g0 = init_gossip(params, n, gspec, jax.random.key(0), gossip_capacity(gspec, genv, 8))
+    d = init_dwa(init_async(params, ASPEC, eng, n), g0)
+    key = jax.random.key(1)
+    node = lambda tree, i: jax.tree.map(lambda p: p[i], tree)  # noqa: E731
+    mixf = lambda a, b, w: jax.tree.map(lambda u, v: (1 - w) * u + w * v, a, b)  # noqa: E731
+
+    d = chunk(d, key, 19.0)
+    assert float(d.fl.counters["uploads_server_down"]) == 2
+    np.testing.assert_array_equal(d.g.age, [2.0, 2.0])
+    np.testing.assert_array_equal(d.g.dirty, [True, True])
+    assert int(d.fl.server.version) == 0 and float(d.server_age) == 0.0
+    ys = [node(d.g.params, i) for i in range(n)]
+    # each node keeps the model it trained (not the one it downloaded), and they differ
+    assert float(jnp.abs(ys[0]["w"] - params["w"]).min()) > 1e-4
+    assert float(jnp.abs(ys[1]["w"] - params["w"]).min()) > 1e-4
+    assert float(jnp.abs(ys[0]["w"] - ys[1]["w"]).max()) > 1e-3
+
+    d = chunk(d, key, 20.0)
+    assert int(d.fl.server.version) == 2 and float(d.server_age) == 2.0
+    x20 = d.fl.server.params
+    cands = [mixf(mixf(params, ys[p], 0.5), ys[1 - p], 0.5) for p in (0, 1)]
+    err = [
+        max(jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), x20, c)))
+        for c in cands
+    ]
+    assert min(err) < 1e-6, err
+    np.testing.assert_array_equal(d.g.age, [2.0, 2.0])
+    np.testing.assert_array_equal(d.g.dirty, [False, False])
+    for i in range(n):
+        jax.tree.map(np.testing.assert_array_equal, node(d.g.params, i), x20)
+
+    d = chunk(d, key, 33.0)
+    assert float(d.g.counters["messages_sent"]) == 0 and float(d.g.counters["trainings"]) == 0
+    assert int(d.fl.server.version) == 4 and float(d.server_age) == 4.0
+    y0, y1 = node(d.g.params, 0), node(d.g.params, 1)
+    want = mixf(mixf(x20, y0, 0.5), y1, 0.5 / np.sqrt(2.0))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        d.fl.server.params,
+        want,
+    )
+    np.testing.assert_array_equal(d.g.age, [4.0, 4.0])

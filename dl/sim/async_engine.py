@@ -143,15 +143,16 @@ def make_async_parts(
                 sl.dispatch_q[order], node
             )
 
-            def work(srv):  # skipped entirely in quanta where no session finished
+            def work(srv):
                 # train every session that finished (also those whose upload is then lost to a
-                # down server: the node keeps that model), apply those that reached the server
+                # down server: the hybrid's node keeps that model), apply those that reached the
+                # server; skipped in quanta where no session finished
                 m, _ = batch_train(
                     starts, env.x[node], env.y[node], env.counts[node], finished, keys
                 )
                 return apply_arrivals(srv, starts, m, sl.version[order], reach, spec), m
 
-            server, models = jax.lax.cond(reach.any(), work, lambda srv: (srv, starts), server)
+            server, models = jax.lax.cond(finished.any(), work, lambda srv: (srv, starts), server)
         else:
             server = apply_arrivals(server, None, None, sl.version[order], reach, spec, False)
         # energy: compute until done or until the node went offline; upload if it finished
