@@ -29,12 +29,36 @@ def _check_k_regular(nb: np.ndarray, n: int, k: int):
     np.testing.assert_array_equal(np.bincount(nb.reshape(-1), minlength=n), np.full(n, k))
 
 
-@pytest.mark.parametrize(("n", "k"), [(2, 1), (3, 2), (5, 2), (7, 3), (8, 7), (40, 4)])
-def test_kregular_overlay_is_exactly_k_regular_on_many_seeds(n, k):
+def _strongly_connected(nb: np.ndarray) -> bool:
+    """Host BFS from node 0 along the out-edges, then along the in-edges."""
+    n = nb.shape[0]
+    src, dst = np.repeat(np.arange(n), nb.shape[1]), nb.reshape(-1)
+    for a, b in ((src, dst), (dst, src)):
+        seen = np.zeros(n, bool)
+        seen[0] = True
+        while True:
+            new = np.zeros(n, bool)
+            new[b[seen[a]]] = True
+            if not (new & ~seen).any():
+                break
+            seen |= new
+        if not seen.all():
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("n", "k"), [(2, 1), (3, 2), (5, 2), (7, 3), (8, 7), (12, 1), (12, 2), (40, 4)]
+)
+def test_kregular_overlay_is_exactly_k_regular_and_connected_on_many_seeds(n, k):
     # union of k random permutations with self-loops shifted by one (the old construction)
-    # repeats a neighbour whenever two permutations agree on a row: P ~ 1 - exp(-n k^2 / 2n)
+    # repeats a neighbour whenever two permutations agree on a row: P ~ 1 - exp(-n k^2 / 2n);
+    # a circulant whose offsets all share a factor with n (e.g. 12 with offsets 2 and 4) is
+    # disconnected
     for seed in range(40):
-        _check_k_regular(np.asarray(_nb(jax.random.key(seed), n, k)), n, k)
+        nb = np.asarray(_nb(jax.random.key(seed), n, k))
+        _check_k_regular(nb, n, k)
+        assert _strongly_connected(nb), (n, k, seed)
 
 
 def test_kregular_small_cases_by_hand():

@@ -9,9 +9,11 @@ ends, `dl.overlay.partners.delivered`); offline senders get a neighbour too, nev
 views).
 
 The overlay is a random circulant: nodes are placed on a ring in a random order and each links to
-the nodes k distinct random offsets ahead (offsets in 1..n-1). Every offset is a permutation of
-the nodes without fixed points and distinct offsets give distinct neighbours, so the graph is
-exactly k-regular both ways with no self-loops or duplicate edges. (An earlier version took the
+the nodes k distinct offsets ahead: offset 1 (its successor on the ring, so the overlay is always
+strongly connected; random offsets alone are not when they all share a factor with n) and k - 1
+random ones in 2..n-1. Every offset is a permutation of the nodes without fixed points and
+distinct offsets give distinct neighbours, so the graph is exactly k-regular both ways with no
+self-loops or duplicate edges. (An earlier version took the
 union of k independent random permutations and shifted self-loops by one: that gave duplicate
 neighbours and uneven in-degrees.) It is a random Cayley graph of Z_n, not a uniform random
 k-regular digraph: its diameter grows like n^(1/k) for small k, so it mixes well for k >= log2 n
@@ -33,7 +35,10 @@ def _perm_neighbours(key, n: int, k: int) -> jnp.ndarray:
     k_ring, k_off = jax.random.split(key)
     ring = jax.random.permutation(k_ring, n)  # [N] node at each ring position
     pos = jnp.zeros((n,), jnp.int32).at[ring].set(jnp.arange(n, dtype=jnp.int32))  # [N] inverse
-    offsets = 1 + jax.random.permutation(k_off, n - 1)[:k]  # [k] distinct, in 1..n-1
+    # [k] distinct offsets in 1..n-1; offset 1 always (a Hamiltonian cycle in random order), so
+    # the overlay is strongly connected even when the others share a factor with n
+    rest = 2 + jax.random.permutation(k_off, max(n - 2, 1))[: k - 1]
+    offsets = jnp.concatenate([jnp.ones((1,), rest.dtype), rest])
     return ring[(pos[:, None] + offsets[None, :]) % n].astype(jnp.int32)
 
 
