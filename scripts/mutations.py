@@ -1,0 +1,276 @@
+"""Named mutations of the rule code for `scripts/mutation_check.py` (issue 11).
+
+Each entry: `name`, `file`, the exact `old` snippet (present exactly once), its `new`
+replacement, the fast `tests` that must catch it, and `why` (the rule it breaks). The first six
+are the breakages an independent review found surviving every test.
+"""
+
+ASYNC = ["tests/test_golden_async.py"]
+DWA = ["tests/test_golden_dwa.py", "tests/test_gossip_dwa.py"]
+GOSSIP = ["tests/test_golden_gossip.py", "tests/test_gossip_inflight.py"]
+FEDAVG = ["tests/test_golden_fedavg.py"]
+ENERGY = ["tests/test_golden_energy.py", "tests/test_energy.py"]
+TOPO = ["tests/test_golden_topology.py", "tests/test_cyclon.py"]
+SERVER = ["tests/test_golden_server.py"]
+
+
+def m(name, file, old, new, tests, why):
+    return dict(name=name, file=file, old=old, new=new, tests=tests, why=why)
+
+
+MUTATIONS = [
+    # --- the six breakages of the review -------------------------------------------------
+    m(
+        "dwa_lam_zero",
+        "dl/sim/dwa_engine.py",
+        "jnp.minimum(dspec.lam_max, aspec.alpha * s * r**dspec.nu)",
+        "0.0 * jnp.minimum(dspec.lam_max, aspec.alpha * s * r**dspec.nu)",
+        DWA,
+        "DWA: the server never mixes a gossip upload (lambda := 0)",
+    ),
+    m(
+        "staleness_weight_one",
+        "dl/algorithms/async_server.py",
+        "s = staleness_weight(spec.staleness, k, spec.stale_a, spec.stale_b)",
+        "s = jnp.float32(1.0)",
+        ASYNC,
+        "FedAsync/FedBuff: staleness weight := 1",
+    ),
+    m(
+        "poly_exponent_sign",
+        "dl/algorithms/staleness.py",
+        "return (k + 1.0) ** (-a)",
+        "return (k + 1.0) ** (a)",
+        ASYNC,
+        "polynomial staleness: exponent sign flipped",
+    ),
+    m(
+        "fedavg_wasted_energy",
+        "dl/algorithms/fedavg.py",
+        '"energy_wasted_j": acc["energy_wasted_j"] + wasted.sum(),',
+        '"energy_wasted_j": acc["energy_wasted_j"],',
+        FEDAVG,
+        "FedAvg: stragglers' wasted energy not counted",
+    ),
+    m(
+        "kregular_uniform",
+        "dl/sim/peers.py",
+        'if topology == "uniform":',
+        'if topology in ("uniform", "kregular"):',
+        TOPO,
+        "k-regular topology replaced by uniform peers",
+    ),
+    m(
+        "merge_weight_reversed",
+        "dl/algorithms/gossip_merge.py",
+        "w = jnp.where(total > 0, a_r / jnp.where(total > 0, total, 1.0), 0.5)",
+        "w = jnp.where(total > 0, a_l / jnp.where(total > 0, total, 1.0), 0.5)",
+        GOSSIP,
+        "gossip merge weight reversed (a_l / (a_l + a_r))",
+    ),
+    # --- async server ---------------------------------------------------------------------
+    m(
+        "staleness_off_by_one",
+        "dl/algorithms/async_server.py",
+        "k = st.version - tau",
+        "k = st.version - tau + 1",
+        ASYNC,
+        "staleness k = t - tau off by one",
+    ),
+    m(
+        "hinge_b_off_by_one",
+        "dl/algorithms/staleness.py",
+        "jnp.where(k <= b, 1.0,",
+        "jnp.where(k < b, 1.0,",
+        ASYNC,
+        "hinge staleness: k <= b becomes k < b",
+    ),
+    m(
+        "max_staleness_off_by_one",
+        "dl/algorithms/async_server.py",
+        "(k <= spec.max_staleness)",
+        "(k < spec.max_staleness)",
+        ASYNC,
+        "max_staleness drops uploads with k == max_staleness",
+    ),
+    m(
+        "fedasync_mix_swapped",
+        "dl/algorithms/async_server.py",
+        "(1.0 - a) * x + a * y",
+        "(1.0 - a) * y + a * x",
+        ASYNC,
+        "FedAsync mixes the server model with weight alpha_t instead of the upload",
+    ),
+    m(
+        "fedbuff_k_ignored",
+        "dl/algorithms/async_server.py",
+        "flush = count >= spec.buffer_k",
+        "flush = count >= 1",
+        ASYNC,
+        "FedBuff flushes every upload (K ignored)",
+    ),
+    m(
+        "fedbuff_server_lr_ignored",
+        "dl/algorithms/async_server.py",
+        "scale = spec.server_lr / spec.buffer_k",
+        "scale = 1.0 / spec.buffer_k",
+        ASYNC,
+        "FedBuff server learning rate ignored",
+    ),
+    # --- DWA ------------------------------------------------------------------------------
+    m(
+        "dwa_lam_max_ignored",
+        "dl/sim/dwa_engine.py",
+        "jnp.minimum(dspec.lam_max, aspec.alpha * s * r**dspec.nu)",
+        "jnp.minimum(1e9, aspec.alpha * s * r**dspec.nu)",
+        DWA,
+        "DWA: lam_max cap ignored",
+    ),
+    m(
+        "dwa_nu_ignored",
+        "dl/sim/dwa_engine.py",
+        "aspec.alpha * s * r**dspec.nu",
+        "aspec.alpha * s * r",
+        DWA,
+        "DWA: age-boost exponent nu ignored (nu := 1)",
+    ),
+    m(
+        "dwa_age_cap_ignored",
+        "dl/sim/dwa_engine.py",
+        "a_y = jnp.minimum(a_y, a_s + dspec.age_cap_steps)",
+        "a_y = a_y",
+        DWA,
+        "DWA: claimed ages not capped at a_s + age_cap_steps",
+    ),
+    # --- gossip ---------------------------------------------------------------------------
+    m(
+        "age_rule_min",
+        "dl/algorithms/gossip_merge.py",
+        "return jnp.maximum(a_l, a_r)",
+        "return jnp.minimum(a_l, a_r)",
+        GOSSIP,
+        "merged age = min instead of max",
+    ),
+    m(
+        "weighted_age_swapped",
+        "dl/algorithms/gossip_merge.py",
+        "return (1.0 - w) * a_l + w * a_r",
+        "return w * a_l + (1.0 - w) * a_r",
+        GOSSIP,
+        "weighted age rule with the weights swapped",
+    ),
+    m(
+        "limited_merge_off",
+        "dl/algorithms/gossip_merge.py",
+        "w = jnp.where(a_l > a_r + spec.limit, 0.0, jnp.where(a_r > a_l + spec.limit, 1.0, w))",
+        "w = w",
+        GOSSIP,
+        "limited merging threshold L ignored",
+    ),
+    m(
+        "no_merge_merges",
+        "dl/algorithms/gossip_merge.py",
+        'if spec.rule == "none":\n        return jnp.ones_like(w)',
+        'if spec.rule == "none":\n        return w',
+        GOSSIP,
+        "no-merge (random walk) averages instead of replacing",
+    ),
+    m(
+        "subsample_mask_ignored",
+        "dl/algorithms/gossip_merge.py",
+        "return out if m is None else jnp.where(m, out, a)",
+        "return out",
+        GOSSIP,
+        "subsampled merge moves coordinates the message did not carry",
+    ),
+    m(
+        "token_proactive_shift",
+        "dl/algorithms/token_account.py",
+        "mid = (a - big_a + 1.0) / (c - big_a + 1.0)",
+        "mid = (a - big_a) / (c - big_a + 1.0)",
+        GOSSIP,
+        "token account PROACTIVE(a) off by one token",
+    ),
+    m(
+        "token_reactive_capacity",
+        "dl/algorithms/token_account.py",
+        "x = jnp.maximum(a, 0.0) / spec.reactivity",
+        "x = jnp.maximum(a, 0.0) / spec.capacity",
+        GOSSIP,
+        "token account REACTIVE divides by C instead of A",
+    ),
+    # --- FedAvg, energy -------------------------------------------------------------------
+    m(
+        "fedavg_fastest_not_kth",
+        "dl/algorithms/fedavg.py",
+        "n_ok > 0, jnp.max(jnp.where(chosen_ok, chosen_t, 0.0)), spec.idle_wait_s",
+        "n_ok > 0, jnp.min(jnp.where(chosen_ok, chosen_t, jnp.inf)), spec.idle_wait_s",
+        FEDAVG,
+        "FedAvg round lasts until the fastest, not the K-th fastest, client",
+    ),
+    m(
+        "fedavg_no_overcommit",
+        "dl/algorithms/fedavg.py",
+        "s = min(n, math.ceil(spec.overcommit * k - 1e-9))",
+        "s = min(n, k)",
+        FEDAVG,
+        "FedAvg samples K instead of ceil(1.3 K) clients",
+    ),
+    m(
+        "wifi_alpha_up",
+        "dl/energy.py",
+        "WIFI = RadioModel(alpha_up=283.17,",
+        "WIFI = RadioModel(alpha_up=283.71,",
+        ENERGY,
+        "a Huang et al. 2012 WiFi coefficient changed (283.17 -> 283.71)",
+    ),
+    # --- semantic fixes of issue 11 (each must stay fixed) -------------------------------
+    m(
+        "gossip_merge_at_send",
+        "dl/sim/gossip_engine.py",
+        "due_b, due_n = buf.valid & (buf.arrive < t1), msgs.valid & (msgs.arrive < t1)",
+        "due_b, due_n = buf.valid, msgs.valid",
+        GOSSIP,
+        "gossip messages merged in the quantum they are sent, not when they arrive",
+    ),
+    m(
+        "gossip_receiver_offline_ignored",
+        "dl/sim/gossip_engine.py",
+        "& online_during(rows(env.nodes, r), ts, arrive)",
+        "",
+        GOSSIP,
+        "a receiver that goes offline mid-transfer still gets the message",
+    ),
+    m(
+        "peer_seed_ignored",
+        "dl/sim/gossip_engine.py",
+        "make_peer_sampler(spec.topology, n, spec.degree, spec.seed)",
+        "make_peer_sampler(spec.topology, n, spec.degree, 0)",
+        GOSSIP + TOPO,
+        "every run seed uses the same k-regular graph",
+    ),
+    m(
+        "fedavg_upload_time_uncompressed",
+        "dl/algorithms/fedavg.py",
+        "t_client = t_client - (1.0 - spec.upload_frac) * energy.t_up",
+        "t_client = t_client",
+        FEDAVG,
+        "FL upload time ignores the upload fraction",
+    ),
+    m(
+        "staleness_mean_from_clipped_hist",
+        "dl/algorithms/async_server.py",
+        "stale_sum = st.stale_sum + jnp.where(take, k, 0)",
+        "stale_sum = st.stale_sum + jnp.where(take, jnp.clip(k, 0, spec.hist_bins - 1), 0)",
+        ASYNC,
+        "staleness mean computed from the clipped histogram",
+    ),
+    m(
+        "periodic_phase_ignored",
+        "dl/sim/server.py",
+        'phase = float(cfg.get("phase_s", 0.0)) % period',
+        "phase = 0.0",
+        SERVER,
+        "periodic server outage: phase ignored",
+    ),
+]
