@@ -173,7 +173,9 @@ def start(runs: list[TaskRun], cfg: dict) -> None:
     sim = cfg["sim"]
     for r in runs:
         b = r.built
-        r.strategy = resolve_strategy(sim["node_map"], r.cfg["task"]["model"])
+        r.strategy = resolve_strategy(
+            sim["node_map"], r.cfg["task"]["model"], chunk=sim.get("node_map_chunk")
+        )
         r.runner = make_runner(r.cfg, b, r.strategy)
         r.evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
         if r.runner.node_params is not None:

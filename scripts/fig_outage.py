@@ -71,7 +71,9 @@ def run_alg(alg: str, overrides: list[str], out_dir: Path, dense_s: float) -> li
     duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
     t_down, t_up = outage_window(cfg)
     b = build(cfg)
-    strategy = resolve_strategy(sim["node_map"], cfg["task"]["model"])
+    strategy = resolve_strategy(
+        sim["node_map"], cfg["task"]["model"], chunk=sim.get("node_map_chunk")
+    )
     runner = make_runner(cfg, b, strategy)
     evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
     n = int(b.env.counts.shape[0])
