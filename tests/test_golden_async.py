@@ -119,6 +119,17 @@ def test_max_staleness_drops():
     assert int(st.hist.sum()) == 0
     st = arrivals(st, spec, [[3.0, 4.0]], [3])
     np.testing.assert_array_equal(w(st), [2.0, 3.0])
+    # the per-upload accept flags: [dropped, accepted, not reached] -> [False, True, False]
+    _, taken = apply_arrivals(
+        st0,
+        {"w": jnp.ones((3, 2))},
+        {"w": jnp.ones((3, 2))},
+        jnp.asarray([2, 3, 3], jnp.int32),
+        jnp.asarray([True, True, False]),
+        spec,
+        return_taken=True,
+    )
+    np.testing.assert_array_equal(taken, [False, True, False])
     assert int(st.version) == 6 and int(st.stale_dropped) == 1 and int(st.applied) == 1
 
 

@@ -110,6 +110,40 @@ def test_upload_with_capped_age_sets_capped_server_age():
 # --- the rule inside the engine (no gossip: the server-side part carries the assertions) ----
 
 
+def dwa_engine(aspec, off_node, off_times):
+    """2 nodes (online from 0, flips at `off_times` for nodes `off_node`), concurrency 2, 1 s
+    download + 10 s training + 1 s upload, H = 2; server down on [5, 20), upload_policy lost;
+    gossip period 1e5 s. Returns (chunk, initial state, initial params)."""
+    from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async
+    from dl.sim.dwa_engine import init_dwa, make_dwa_chunk
+    from dl.sim.gossip_engine import GossipEnv, GossipSpec, gossip_capacity, init_gossip
+    from dl.sim.server import build_server
+    from dl.traces.availability import from_transitions
+    from dl.train.local import LocalTrainSpec
+
+    n = 2
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(n, 4, 2)).astype(np.float32))
+    y = jnp.asarray(rng.integers(0, 2, size=(n, 4)).astype(np.int32))
+    counts = jnp.full((n,), 4, jnp.int32)
+    f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731
+    av = from_transitions(off_node, off_times, np.ones(n, bool), n)
+    srv = build_server({"kind": "intervals", "outages": [[5.0, 20.0]]}, 1e3, 0)
+    aenv = AsyncEnv(x, y, counts, f(1.0), f(10.0), f(1.0), f(2.0), f(0.1), f(0.1), av, srv)
+    genv = GossipEnv(x, y, counts, f(10.0), f(1e4), f(1e4), f(2.0), f(0.1), f(0.1), av)
+    train = LocalTrainSpec(batch_size=2, local_steps=2, lr=0.3)
+    eng = EngineSpec(quantum_s=1.0, concurrency=2, max_arrivals=2, upload_policy="lost")
+    gspec = GossipSpec(period_s=1e5, quantum_s=1.0, max_trainings=n)
+    params = {"w": jnp.full((2, 2), 0.1, jnp.float32), "b": jnp.zeros((2,), jnp.float32)}
+
+    def apply(p, xb):
+        return xb @ p["w"] + p["b"]
+
+    chunk = make_dwa_chunk(apply, train, aspec, eng, gspec, DSPEC, aenv, genv, 8, "vmap")
+    g0 = init_gossip(params, n, gspec, jax.random.key(0), gossip_capacity(gspec, genv, 8))
+    return chunk, init_dwa(init_async(params, aspec, eng, n), g0), params
+
+
 def test_engine_lost_uploads_become_unsynced_then_clean_uploads_use_version_staleness():
     """2 nodes, concurrency 2, 1 s download + 10 s training + 1 s upload, H = 2; server down on
     [5, 20) with upload_policy lost; both nodes go offline for good at t = 33. Gossip period
@@ -130,34 +164,8 @@ def test_engine_lost_uploads_become_unsynced_then_clean_uploads_use_version_stal
       node 1: k = 3 - 2 = 1, alpha_t = 0.5/sqrt(2) (the age gap would give k = 0, 0.5):
       x33 = (1 - a) x + a y1'; version 4; server age max(2, 2 + 2) = 4. Nobody is dispatched at
       33 (offline), so the nodes keep y0', y1'."""
-    from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async
-    from dl.sim.dwa_engine import init_dwa, make_dwa_chunk
-    from dl.sim.gossip_engine import GossipEnv, GossipSpec, gossip_capacity, init_gossip
-    from dl.sim.server import build_server
-    from dl.traces.availability import from_transitions
-    from dl.train.local import LocalTrainSpec
-
     n = 2
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(n, 4, 2)).astype(np.float32))
-    y = jnp.asarray(rng.integers(0, 2, size=(n, 4)).astype(np.int32))
-    counts = jnp.full((n,), 4, jnp.int32)
-    f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731
-    av = from_transitions(np.array([0, 1]), np.array([33.0, 33.0]), np.ones(n, bool), n)
-    srv = build_server({"kind": "intervals", "outages": [[5.0, 20.0]]}, 1e3, 0)
-    aenv = AsyncEnv(x, y, counts, f(1.0), f(10.0), f(1.0), f(2.0), f(0.1), f(0.1), av, srv)
-    genv = GossipEnv(x, y, counts, f(10.0), f(1e4), f(1e4), f(2.0), f(0.1), f(0.1), av)
-    train = LocalTrainSpec(batch_size=2, local_steps=2, lr=0.3)
-    eng = EngineSpec(quantum_s=1.0, concurrency=2, max_arrivals=2, upload_policy="lost")
-    gspec = GossipSpec(period_s=1e5, quantum_s=1.0, max_trainings=n)
-    params = {"w": jnp.full((2, 2), 0.1, jnp.float32), "b": jnp.zeros((2,), jnp.float32)}
-
-    def apply(p, xb):
-        return xb @ p["w"] + p["b"]
-
-    chunk = make_dwa_chunk(apply, train, ASPEC, eng, gspec, DSPEC, aenv, genv, 8, "vmap")
-    g0 = init_gossip(params, n, gspec, jax.random.key(0), gossip_capacity(gspec, genv, 8))
-    d = init_dwa(init_async(params, ASPEC, eng, n), g0)
+    chunk, d, params = dwa_engine(ASPEC, np.array([0, 1]), np.array([33.0, 33.0]))
     key = jax.random.key(1)
     node = lambda tree, i: jax.tree.map(lambda p: p[i], tree)  # noqa: E731
     mixf = lambda a, b, w: jax.tree.map(lambda u, v: (1 - w) * u + w * v, a, b)  # noqa: E731
@@ -198,3 +206,25 @@ def test_engine_lost_uploads_become_unsynced_then_clean_uploads_use_version_stal
         want,
     )
     np.testing.assert_array_equal(d.g.age, [4.0, 4.0])
+
+
+def test_engine_upload_dropped_for_staleness_does_not_age_the_server():
+    """max_staleness 0. Node 0 is offline on [14, 25). Server down on [5, 20), uploads lost.
+    t = 1: both dispatched (version 0, age 0), due 13: both uploads lost; both unsynced, age 2.
+    t = 20: node 1 (node 0 is offline) uploads its unsynced model: a_s = 0, a_y = 2 -> version 1,
+      a_s = 2; it adopts (slot age 2, version 1), due 32.
+    t = 25: node 0 is back: unsynced upload a_y = 2, a_s = 2 -> version 2, a_s = max(2, 2) = 2;
+      adopts (version 2), due 37.
+    [32, 33): node 1's clean upload has k = 2 - 1 = 1 > 0: dropped (stale_dropped 1). It was not
+      merged, so the server age stays 2 (its lineage age 2 + 2 = 4 must not count).
+    [37, 38): node 0's clean upload, k = 2 - 2 = 0, accepted: version 3, age max(2, 2 + 2) = 4."""
+    aspec = AsyncServerSpec(kind="fedasync", alpha=0.5, staleness="poly", max_staleness=0)
+    chunk, d, _ = dwa_engine(aspec, np.array([0, 0]), np.array([14.0, 25.0]))
+    key = jax.random.key(1)
+    d = chunk(d, key, 33.0)
+    s = d.fl.server
+    assert int(s.version) == 2 and int(s.stale_dropped) == 1 and int(s.hist.sum()) == 0
+    assert float(d.server_age) == 2.0
+    d = chunk(d, key, 38.0)
+    assert int(d.fl.server.version) == 3 and float(d.server_age) == 4.0
+    assert float(d.g.counters["messages_sent"]) == 0

@@ -68,13 +68,21 @@ def staleness_mean(state: ServerState) -> jnp.ndarray:
 
 
 def apply_arrivals(
-    state: ServerState, starts, models, versions, ok, spec: AsyncServerSpec, with_params=True
+    state: ServerState,
+    starts,
+    models,
+    versions,
+    ok,
+    spec: AsyncServerSpec,
+    with_params=True,
+    return_taken=False,
 ):
     """Applies arrivals [A] in order. starts/models: pytrees [A, ...] (downloaded and trained
     models), versions: [A] i32 server version each client downloaded, ok: [A] bool (real uploads
     that reached the server). With `with_params=False` (system-only mode) only the bookkeeping
     (versions, buffer count, staleness) runs and starts/models may be None.
-    Returns the new ServerState."""
+    Returns the new ServerState, and with `return_taken` also taken [A] bool: the uploads
+    accepted (reached and not dropped for staleness)."""
 
     def step(st: ServerState, arrival):
         start, model, tau, good = arrival
@@ -113,9 +121,9 @@ def apply_arrivals(
             )
         return st.replace(
             applied=applied, stale_dropped=dropped, hist=hist, stale_sum=stale_sum
-        ), None
+        ), take
 
     if not with_params:
         starts = models = jnp.zeros_like(versions)  # placeholders, unused
-    state, _ = jax.lax.scan(step, state, (starts, models, versions, ok))
-    return state
+    state, taken = jax.lax.scan(step, state, (starts, models, versions, ok))
+    return (state, taken) if return_taken else state

@@ -102,7 +102,8 @@ def make_async_parts(
     """Returns `(arrivals, dispatch)`, the two halves of a quantum (see module docstring).
 
     `arrivals(st, key, t0, t1) -> (st, info)` with info = dict(order [A] slot ids, node [A],
-    done [A] processed, reach [A] uploads that reached the server, models (pytree [A, ...] or
+    done [A] processed, reach [A] uploads that reached the server, taken [A] uploads the server
+    accepted (reach minus those dropped for staleness), models (pytree [A, ...] or
     None)); `dispatch(st, key, t1, allowed [N] bool, before=None) -> (st, info)` with
     info = dict(picked [C'], assign [C']); `before(st, picked, assign) -> st` runs between the
     draw and the download (the hybrid's uploads of unsynced progress)."""
@@ -150,11 +151,18 @@ def make_async_parts(
                 m, _ = batch_train(
                     starts, env.x[node], env.y[node], env.counts[node], finished, keys
                 )
-                return apply_arrivals(srv, starts, m, sl.version[order], reach, spec), m
+                srv, taken = apply_arrivals(
+                    srv, starts, m, sl.version[order], reach, spec, return_taken=True
+                )
+                return srv, m, taken
 
-            server, models = jax.lax.cond(finished.any(), work, lambda srv: (srv, starts), server)
+            server, models, taken = jax.lax.cond(
+                finished.any(), work, lambda srv: (srv, starts, jnp.zeros_like(reach)), server
+            )
         else:
-            server = apply_arrivals(server, None, None, sl.version[order], reach, spec, False)
+            server, taken = apply_arrivals(
+                server, None, None, sl.version[order], reach, spec, False, return_taken=True
+            )
         # energy: compute until done or until the node went offline; upload if it finished
         ran = jnp.clip(sl.finish[order] - sl.start[order] - env.t_down[node], 0.0, env.t_comp[node])
         e_comp = jnp.where(done, env.power_w[node] * ran, 0.0)
@@ -176,7 +184,13 @@ def make_async_parts(
         )
         busy = st.busy.at[jnp.where(done, node, n)].set(False, mode="drop")
         info = dict(
-            order=order, node=node, done=done, reach=reach, finished=finished, models=models
+            order=order,
+            node=node,
+            done=done,
+            reach=reach,
+            taken=taken,
+            finished=finished,
+            models=models,
         )
         return st.replace(server=server, slots=slots, busy=busy, counters=cnt), info
 

@@ -156,7 +156,8 @@ def make_dwa_chunk(
             age=g.age.at[tgt].set(new_age, mode="drop"),
             dirty=g.dirty.at[tgt].set(~info["reach"], mode="drop"),
         )
-        server_age = jnp.maximum(d.server_age, jnp.max(jnp.where(info["reach"], new_age, 0.0)))
+        # only uploads the server merged age it (not those dropped for staleness)
+        server_age = jnp.maximum(d.server_age, jnp.max(jnp.where(info["taken"], new_age, 0.0)))
         # 2. gossip among nodes not in a server session, only while the server is down
         down = ~server_up(aenv.server, t0)
         g = gstep(g, key, ~fl.busy, down)
