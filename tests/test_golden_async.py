@@ -196,3 +196,16 @@ def test_staleness_mean_ignores_dropped_and_fedbuff_counts_every_upload():
     st = arrivals(server([0.0, 0.0], spec, version=2), spec, [[1.0, 1.0]] * 3, [2, 1, 0])
     np.testing.assert_array_equal(st.hist, [1, 1, 0, 0])
     assert float(staleness_mean(st)) == 0.5 and int(st.stale_dropped) == 1
+
+
+@pytest.mark.parametrize("kind", ["fedasync", "fedbuff"])
+def test_dropped_or_unreached_diverged_upload_changes_nothing(kind):
+    # a diverged model [nan, inf] that is dropped for staleness (version 5, tau 0, k 5 > 2) or
+    # did not reach the server (ok False) is multiplied by a zero weight; 0 * nan = nan, so it
+    # must be excluded, not weighted by 0: params stay [1, 2], the buffer stays [0, 0].
+    spec = AsyncServerSpec(kind=kind, alpha=0.5, max_staleness=2, buffer_k=1)
+    bad = [[np.nan, np.inf], [np.nan, np.inf]]
+    st = arrivals(server([1.0, 2.0], spec, version=5), spec, bad, [0, 5], ok=[1, 0])
+    np.testing.assert_array_equal(w(st), [1.0, 2.0])
+    np.testing.assert_array_equal(st.buffer["w"], [0.0, 0.0])
+    assert int(st.stale_dropped) == 1 and int(st.applied) == 0 and int(st.version) == 5

@@ -98,7 +98,9 @@ def apply_arrivals(
         if spec.kind == "fedasync":
             if with_params:
                 a = jnp.where(take, spec.alpha * s, 0.0)
-                params = jax.tree.map(lambda x, y: (1.0 - a) * x + a * y, st.params, model)
+                params = jax.tree.map(  # where: a dropped NaN/inf upload must not leak in
+                    lambda x, y: jnp.where(take, (1.0 - a) * x + a * y, x), st.params, model
+                )
                 st = st.replace(params=params)
             st = st.replace(version=st.version + take.astype(jnp.int32))
         else:
@@ -107,7 +109,9 @@ def apply_arrivals(
             params, buffer = st.params, st.buffer
             if with_params:
                 w = jnp.where(take, s, 0.0)
-                buffer = jax.tree.map(lambda b, x0, y: b + w * (x0 - y), buffer, start, model)
+                buffer = jax.tree.map(
+                    lambda b, x0, y: jnp.where(take, b + w * (x0 - y), b), buffer, start, model
+                )
                 scale = spec.server_lr / spec.buffer_k
                 params = jax.tree.map(
                     lambda x, b: jnp.where(flush, x - scale * b, x), params, buffer
