@@ -43,7 +43,14 @@ from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
 from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
 from dl.errors import ConfigError
 from dl.sim.cyclon import cyclon_sample, cyclon_shuffle, init_cyclon
-from dl.sim.inflight import InFlight, capacity_of, empty_inflight, grow, inflight_bound, store
+from dl.sim.inflight import (
+    InFlight,
+    capacity_of,
+    empty_inflight,
+    grow,
+    inflight_bound,
+    store_all,
+)
 from dl.sim.peers import make_peer_sampler
 from dl.traces.availability import Availability, is_online, next_transition, online_during
 from dl.train.local import LocalTrainSpec, make_batch_train
@@ -257,6 +264,8 @@ def make_gossip_quantum(
     steps = jnp.float32(train.local_steps)
     ids = jnp.arange(n, dtype=jnp.int32)
     full = spec.sample_frac
+    # messages stored per pass of (D): about one period's sends spread over its quanta
+    store_chunk = max(16, -(-n * n_slots // every))
 
     def start_training(st: GossipState, start: jnp.ndarray, t1) -> GossipState:
         t_done = t1 + env.t_comp
@@ -431,6 +440,9 @@ def make_gossip_quantum(
         k = capacity_of(buf)
         sent = st.params  # payload of this quantum's messages: the senders' models now
 
+        def store_payload(idx):
+            return _take(sent, msgs.sender[idx]) if spec.train else None
+
         def cat(f):
             return jnp.concatenate([getattr(buf, f), getattr(msgs, f)])
 
@@ -511,14 +523,8 @@ def make_gossip_quantum(
         react = jnp.where(got, react, 0)
         # (D) messages still on the wire at t1 keep a copy of their send-time payload
         wire = msgs.valid & ~due_n
-        n_keep = min(nm, k)
-        sel = jnp.nonzero(wire, size=n_keep, fill_value=0)[0]
-        keep = wire[sel] & (jnp.arange(n_keep) < wire.sum())
-        kept = jax.tree.map(lambda x: x[sel], msgs.replace(params=None))
-        if spec.train:
-            kept = kept.replace(params=_take(sent, msgs.sender[sel]))
-        buf, overflow = store(buf.replace(valid=buf.valid & ~due_b), keep, kept)
-        lost_full = overflow.sum().astype(jnp.float32) + (wire.sum() - keep.sum())
+        fresh = buf.replace(valid=buf.valid & ~due_b)
+        buf, lost_full = store_all(fresh, wire, msgs, store_payload, store_chunk)
         cnt["messages_overflow"] += lost_full
         cnt["messages_lost"] += lost_full
         st = st.replace(

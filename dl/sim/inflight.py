@@ -106,5 +106,25 @@ def store(buf: InFlight, keep: jnp.ndarray, msgs: InFlight):
     def put(old, new):
         return old.at[dst].set(new.astype(old.dtype), mode="drop")
 
-    out = jax.tree.map(put, buf.replace(valid=buf.valid), msgs.replace(valid=fits))
+    out = jax.tree.map(put, buf, msgs.replace(valid=fits))
     return out, keep & ~fits
+
+
+def store_all(buf: InFlight, wire: jnp.ndarray, msgs: InFlight, payload, chunk: int):
+    """Stores every message of `msgs` [M] with `wire`, `chunk` at a time, so the payload copies
+    cost what is stored, not M. `payload(idx [c]) -> pytree [c, ...]` (or None) gathers the
+    payloads of messages idx. Returns (buffer, [] f32 messages that found no free slot)."""
+    m = wire.shape[0]
+    c = max(1, min(int(chunk), m))
+    count = wire.sum()
+    sel = jnp.nonzero(wire, size=-(-m // c) * c, fill_value=0)[0]
+
+    def body(i, carry):
+        b, lost = carry
+        idx = jax.lax.dynamic_slice(sel, (i * c,), (c,))
+        keep = jnp.arange(c) + i * c < count
+        part = jax.tree.map(lambda x: x[idx], msgs.replace(params=None))
+        b, over = store(b, keep, part.replace(params=payload(idx)))
+        return b, lost + over.sum().astype(jnp.float32)
+
+    return jax.lax.fori_loop(0, (count + c - 1) // c, body, (buf, jnp.zeros((), jnp.float32)))
