@@ -85,13 +85,27 @@ def load_spambase(root: Path | None) -> Dataset:
     return Dataset("spambase", x[tr], y[tr], x[te], y[te], 2, (57,))
 
 
-def load_pendigits(root: Path | None) -> Dataset:
-    """UCI pendigits (7494 train / 3498 test x 16 pen coordinates in 0..100), /100 to [0,1]."""
+def _standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets shifted and scaled by the training set's per-feature mean and std (a constant
+    feature keeps std 1), as float32; the papers' NORMALIZATION 2 (DAIS 2019 simulator)."""
+    mean = x_train.mean(axis=0)  # [D]
+    std = x_train.std(axis=0)  # [D]
+    std = np.where(std > 0, std, 1.0)
+    f = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
+    return f(x_train), f(x_test)
+
+
+def load_pendigits(root: Path | None, *, standardize: bool = False) -> Dataset:
+    """UCI pendigits (7494 train / 3498 test x 16 pen coordinates in 0..100), /100 to [0,1];
+    `standardize=True`: train-standardized features instead (the gossip papers' setting)."""
     parts = []
     for split in ("tra", "tes"):
         path = require_file(root, "pendigits", f"pendigits.{split}")
         data = read_csv_matrix(path, 17, "pendigits")  # [rows, 17]
-        x = (data[:, :-1] / 100.0).astype(np.float32)  # [rows, 16]
+        x = data[:, :-1] / 100.0  # [rows, 16] float64
         parts.append((x, _labels(data[:, -1], 10, path, "pendigits")))
     (x_tr, y_tr), (x_te, y_te) = parts
+    if standardize:
+        x_tr, x_te = _standardize(x_tr, x_te)
+    x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)
     return Dataset("pendigits", x_tr, y_tr, x_te, y_te, 10, (16,))
