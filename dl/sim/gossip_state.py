@@ -1,0 +1,169 @@
+"""Gossip-learning state, spec and environment (Hegedűs et al., DAIS 2019 / JPDC 2021): the
+named pytrees the engine (`dl.sim.gossip_engine`) steps, and the host-side sizing of the
+in-flight buffer (`dl.sim.inflight`)."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dl.algorithms.gossip_merge import MergeSpec
+from dl.algorithms.token_account import TokenSpec
+from dl.errors import ConfigError
+from dl.sim.cyclon import init_cyclon
+from dl.sim.inflight import InFlight, empty_inflight, inflight_bound
+from dl.traces.availability import Availability
+
+COUNTERS = (
+    "bytes_up",
+    "bytes_down",
+    "energy_compute_j",
+    "energy_radio_j",
+    "energy_wasted_j",
+    "messages_sent",
+    "messages_lost",
+    "messages_overflow",  # lost because the in-flight buffer was full (explicit inflight_cap)
+    "trainings",
+    "trainings_lost",
+    "trainings_deferred",
+)
+
+
+@dataclass(frozen=True)
+class GossipSpec:
+    period_s: float = 10.0  # gossip period (Delta_g)
+    quantum_s: float = 1.0
+    max_trainings: int = 64  # training sessions completed per quantum (capacity)
+    merge: MergeSpec = field(default_factory=MergeSpec)
+    sample_frac: float = 1.0  # model subsampling: fraction of coordinates per message
+    topology: str = "uniform"  # [uniform, kregular, kregular_dynamic, cyclon]
+    degree: int = 20  # k for k-regular overlays; view size c for cyclon
+    shuffle_len: int = 5  # cyclon: entries exchanged per shuffle (one shuffle per period)
+    queue: str = "last"  # [last, all]: models received while training
+    partitions: int = 1  # > 1: partitioned subsampling, one partition per message, own ages
+    token: TokenSpec = field(default_factory=TokenSpec)
+    train: bool = True
+    node_dtype: str = "float32"  # [float32, bfloat16]: storage of node models (training in f32)
+    seed: int = 0  # run seed: draws the fixed k-regular overlay
+    inflight_cap: int = 0  # messages on the wire at once; 0: a bound that cannot overflow
+
+    def validate(self) -> None:
+        self.merge.validate()
+        if self.node_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"sim.node_dtype must be float32 or bfloat16, got {self.node_dtype}")
+        if not 0 < self.quantum_s <= self.period_s:
+            raise ConfigError("need 0 < algorithm.quantum_s <= algorithm.period_s")
+        if not 0.0 < self.sample_frac <= 1.0:
+            raise ConfigError(f"algorithm.sample_frac must be in (0, 1], got {self.sample_frac}")
+        if self.max_trainings < 1:
+            raise ConfigError("algorithm.max_trainings must be >= 1")
+        if self.queue not in ("last", "all"):
+            raise ConfigError(f"unknown algorithm.queue '{self.queue}' (last, all)")
+        if self.partitions < 1 or (self.partitions > 1 and self.sample_frac < 1.0):
+            raise ConfigError("algorithm.partitions must be >= 1, and > 1 needs sample_frac=1")
+        if self.queue == "all" and (self.sample_frac < 1.0 or self.partitions > 1):
+            raise ConfigError("algorithm.queue=all needs no subsampling (sample_frac=1)")
+        if self.inflight_cap < 0:
+            raise ConfigError("algorithm.inflight_cap must be >= 0 (0: automatic bound)")
+        self.token.validate()
+
+    @property
+    def n_slots(self) -> int:
+        """Send slots per node and quantum: the periodic send + the token account's reactive."""
+        return 1 + (self.token.max_reactive if self.token.flow != "proactive" else 0)
+
+
+@dataclass(frozen=True)
+class GossipEnv:
+    x: Any  # [N, M, ...]
+    y: Any  # [N, M, ...]
+    counts: Any  # [N] i32
+    t_comp: Any  # [N] f32 s per training session
+    up_kbps: Any  # [N] f32
+    down_kbps: Any  # [N] f32
+    power_w: Any  # [N] f32
+    e_up_j: Any  # [N] f32 radio J per full-model upload
+    e_down_j: Any  # [N] f32 radio J per full-model download
+    nodes: Availability
+
+
+@struct.dataclass
+class GossipState:
+    params: Any  # pytree [N, ...] node models
+    age: jnp.ndarray  # [N] f32 SGD steps along each model's lineage
+    training: jnp.ndarray  # [N] bool a local-training session is running
+    train_start: jnp.ndarray  # [N] f32
+    train_end: jnp.ndarray  # [N] f32 due time: end of training or going offline
+    train_ok: jnp.ndarray  # [N] bool the node stays online until the session ends
+    train_q: jnp.ndarray  # [N] i32 quantum the session started (seeds its key)
+    inbox: Any  # pytree [N, ...] last model received while training
+    inbox_age: jnp.ndarray  # [N] f32
+    inbox_part: jnp.ndarray  # [N] i32 partition the inbox message carried (partitioned mode)
+    part_age: jnp.ndarray  # [N, P] f32 per-partition ages (P = 1: equals age)
+    inbox_mask: Any  # pytree [N, ...] bool coordinates the inbox message carried (or None)
+    has_inbox: jnp.ndarray  # [N] bool
+    next_gossip: jnp.ndarray  # [N] f32 next send time
+    dirty: jnp.ndarray  # [N] bool merged or trained since last synced with a server
+    cyclon: Any  # CyclonState partial views (topology=cyclon), else None
+    tokens: jnp.ndarray  # [N] f32 token-account balance
+    react: jnp.ndarray  # [N] i32 reactive sends due next quantum
+    inflight: InFlight  # [K] messages on the wire (sent, not yet arrived)
+    quantum: jnp.ndarray  # [] i32
+    counters: dict  # name -> [] f32, drained by the host
+
+
+def message_bits(spec: GossipSpec, model_bytes: int) -> float:
+    """Bits of one message: the model, times the subsampled fraction or 1 / partitions."""
+    return model_bytes * 8.0 * spec.sample_frac / spec.partitions
+
+
+def gossip_capacity(spec: GossipSpec, env: GossipEnv, model_bytes: int) -> int:
+    """In-flight buffer size K: `spec.inflight_cap`, or the bound of `inflight_bound`."""
+    if spec.inflight_cap > 0:
+        return spec.inflight_cap
+    bits = message_bits(spec, model_bytes)
+    return inflight_bound(
+        env.up_kbps, env.down_kbps, bits, spec.quantum_s, spec.period_s, spec.n_slots - 1
+    )
+
+
+def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = None) -> GossipState:
+    """Initial state; `capacity` = `gossip_capacity(spec, env, model_bytes)` (None: use
+    `spec.inflight_cap`; `make_gossip_chunk` grows a too-small buffer, the hybrid cannot)."""
+    dt = jnp.dtype(spec.node_dtype)
+    stack = jax.tree.map(lambda p: jnp.broadcast_to(p.astype(dt), (n,) + p.shape), params)
+    zf, zb = jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool)
+    mask = None
+    if spec.sample_frac < 1.0 or spec.partitions > 1:
+        mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack)
+    cap = spec.inflight_cap if capacity is None else capacity
+    one = jax.tree.map(lambda p: p.astype(dt), params)
+    return GossipState(
+        params=stack,
+        age=zf,
+        training=zb,
+        train_start=zf,
+        train_end=jnp.full((n,), jnp.inf, jnp.float32),
+        train_ok=zb,
+        train_q=jnp.zeros((n,), jnp.int32),
+        inbox=stack,
+        inbox_age=zf,
+        inbox_part=jnp.zeros((n,), jnp.int32),
+        part_age=jnp.zeros((n, spec.partitions), jnp.float32),
+        inbox_mask=mask,
+        has_inbox=zb,
+        next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
+        dirty=zb,
+        cyclon=(
+            init_cyclon(jax.random.fold_in(key, 77), n, spec.degree)
+            if spec.topology == "cyclon"
+            else None
+        ),
+        tokens=zf,
+        react=jnp.zeros((n,), jnp.int32),
+        inflight=empty_inflight(one, max(cap, 1), spec.train),
+        quantum=jnp.zeros((), jnp.int32),
+        counters={k: jnp.zeros((), jnp.float32) for k in COUNTERS},
+    )
