@@ -80,10 +80,10 @@ MUTATIONS = [
     m(
         "hinge_b_off_by_one",
         "dl/algorithms/staleness.py",
-        "jnp.where(k <= b, 1.0,",
-        "jnp.where(k < b, 1.0,",
+        "jnp.where(k <= b, 1.0, 1.0 / (a * (k - b) + 1.0))",
+        "jnp.where(k <= b - 1, 1.0, 1.0 / (a * (k - b + 1) + 1.0))",
         ASYNC,
-        "hinge staleness: k <= b becomes k < b",
+        "hinge staleness: the knee b shifted by one (k <= b is equivalent to k < b at k = b)",
     ),
     m(
         "max_staleness_off_by_one",
@@ -272,5 +272,30 @@ MUTATIONS = [
         "phase = 0.0",
         SERVER,
         "periodic server outage: phase ignored",
+    ),
+    # --- fixes found by the golden tests ---------------------------------------------------
+    m(
+        "lost_upload_not_trained",
+        "dl/sim/async_engine.py",
+        "finished.any(), work,",
+        "reach.any(), work,",
+        DWA,
+        "a session whose upload is lost is not trained (yet its age grows by H)",
+    ),
+    m(
+        "dropped_upload_ages_server",
+        "dl/sim/dwa_engine.py",
+        'jnp.where(info["taken"], new_age, 0.0)',
+        'jnp.where(info["reach"], new_age, 0.0)',
+        DWA,
+        "an upload dropped for max_staleness still raises the DWA server age",
+    ),
+    m(
+        "nan_upload_leaks",
+        "dl/algorithms/async_server.py",
+        "lambda x, y: jnp.where(take, (1.0 - a) * x + a * y, x), st.params, model",
+        "lambda x, y: (1.0 - a) * x + a * y, st.params, model",
+        ASYNC,
+        "a dropped diverged (NaN) upload poisons the server model (0 * NaN = NaN)",
     ),
 ]

@@ -153,17 +153,39 @@ def check(spec: dict, out: Path) -> None:
     print(f"all {len(keys)} run configs passed the system-only check")
 
 
+def cell_stats(runs: list, metric: str, target: float) -> dict | None:
+    """Time / energy / bytes to `target` of `metric` and its final value, over seeds (None when
+    no run logs the metric, e.g. node percentiles of FL runs)."""
+    if not any(r.get(metric) is not None for rows in runs for r in rows):
+        return None
+    hits = [reach(rows, metric, target) for rows in runs]
+    out = {"target": target, "horizon_s": min(h.horizon_s for h in hits)}
+    for name, vals in (
+        ("time_s", [h.time_s for h in hits]),
+        ("energy_j", [h.energy_j for h in hits]),
+        ("bytes", [h.bytes for h in hits]),
+        ("final", [rows[-1].get(metric) for rows in runs]),
+    ):
+        s = summarize(vals)
+        out[name] = {
+            "median": s.median,
+            "lo": s.lo,
+            "hi": s.hi,
+            "censored": s.censored,
+            "values": list(s.values),
+            "text": fmt(s, *FMT[name]),
+        }
+    return out
+
+
 def aggregate(spec: dict, out: Path) -> list:
-    """Per cell: time / energy / bytes to target and final metric over seeds."""
-    metric = spec["metric"]
+    """Per cell and metric (the main one, then `extra_metrics`): `cell_stats` over seeds."""
+    metrics = [spec["metric"], *spec.get("extra_metrics", [])]
     rows = []
     for c in cells(spec, spec.get("only")):
         row = {"task": c.task, "server": c.server, "algorithm": c.algorithm, "note": c.note}
-        if c.run_key is None:
-            rows.append(row | {"n": 0})
-            continue
         runs = []
-        for s in range(spec["seeds"]):
+        for s in range(spec["seeds"]) if c.run_key else []:
             d = out / "runs" / c.run_key / f"seed{s}"
             if (d / "summary.json").is_file():
                 try:
@@ -171,26 +193,8 @@ def aggregate(spec: dict, out: Path) -> list:
                 except RunReadError as e:
                     fail(str(e))
         row["n"] = len(runs)
-        if runs:
-            target = spec["tasks"][c.task]["target"]
-            hits = [reach(r, metric, target) for r in runs]
-            row["target"] = target
-            row["horizon_s"] = min(h.horizon_s for h in hits)
-            for name, vals in (
-                ("time_s", [h.time_s for h in hits]),
-                ("energy_j", [h.energy_j for h in hits]),
-                ("bytes", [h.bytes for h in hits]),
-                ("final", [r[-1].get(metric) for r in runs]),
-            ):
-                s = summarize(vals)
-                row[name] = {
-                    "median": s.median,
-                    "lo": s.lo,
-                    "hi": s.hi,
-                    "censored": s.censored,
-                    "values": list(s.values),
-                    "text": fmt(s, *FMT[name]),
-                }
+        target = spec["tasks"][c.task]["target"]
+        row["metrics"] = {m: cell_stats(runs, m, target) for m in metrics} if runs else {}
         rows.append(row)
     return rows, runs_by_cell(spec, out)
 
@@ -207,24 +211,28 @@ def runs_by_cell(spec: dict, out: Path) -> dict:
     return by
 
 
-def table(spec: dict, rows: list) -> str:
+def table(spec: dict, rows: list, metric: str) -> str:
+    """Markdown table of one metric; cells that do not log it are left out (extra metrics)."""
     head = (
-        f"Suite `{spec['scale']}`: {spec['seeds']} seeds per cell, metric `{spec['metric']}`; "
+        f"Suite `{spec['scale']}`: {spec['seeds']} seeds per cell, metric `{metric}`; "
         "median [95% bootstrap interval]; 'cens.' = target not reached within the horizon.\n\n"
         "| task (target) | server | algorithm | time to target | energy to target | "
         "bytes to target | final | note |\n|---|---|---|---|---|---|---|---|\n"
     )
+    main = metric == spec["metric"]
     lines = []
     for r in rows:
-        if r["n"] == 0:
-            r = dict(r, note=r["note"] or "not run")
-            lines.append(
-                f"| {r['task']} | {r['server']} | {r['algorithm']} | - | - | - | - | {r['note']} |"
-            )
+        st = r["metrics"].get(metric)
+        if st is None:
+            if main:
+                note = r["note"] or "not run"
+                lines.append(
+                    f"| {r['task']} | {r['server']} | {r['algorithm']} | - | - | - | - | {note} |"
+                )
             continue
-        t = {k: r[k]["text"] for k in FMT}
+        t = {k: st[k]["text"] for k in FMT}
         lines.append(
-            f"| {r['task']} ({r['target']}) | {r['server']} | {r['algorithm']} | {t['time_s']} | "
+            f"| {r['task']} ({st['target']}) | {r['server']} | {r['algorithm']} | {t['time_s']} | "
             f"{t['energy_j']} | {t['bytes']} | {t['final']} | {r['note']} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -315,9 +323,10 @@ def main() -> None:
         "cells": rows,
     }
     (out / "summary.json").write_text(json.dumps(meta, indent=1))
-    (out / "table.md").write_text(table(spec, rows))
+    text = "\n".join(table(spec, rows, m) for m in [spec["metric"], *spec.get("extra_metrics", [])])
+    (out / "table.md").write_text(text)
     figs = figures(spec, by, out)
-    print(table(spec, rows))
+    print(text)
     print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {', '.join(str(f) for f in figs)}")
 
 
