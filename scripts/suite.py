@@ -277,6 +277,11 @@ def main() -> None:
     for kind in ("tasks", "servers", "algorithms"):
         ap.add_argument(f"--{kind}", nargs="*", default=None, help=f"only these {kind}")
     ap.add_argument("--aggregate-only", action="store_true")
+    ap.add_argument(
+        "--readme",
+        action="store_true",
+        help="replace README.md's block <!-- suite:<scale>:begin/end --> with the tables",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     ap.add_argument(
         "--check",
@@ -327,6 +332,16 @@ def main() -> None:
     (out / "table.md").write_text(text)
     figs = figures(spec, by, out)
     print(text)
+    if a.readme:
+        from dl.analysis.readme import replace_block
+
+        block = (
+            text
+            + f"\n![{scale} suite]({out.relative_to(REPO)}/{{task}}.png) per task: "
+            + (", ".join(f"`{f.relative_to(REPO)}`" for f in figs))
+        )
+        if not replace_block(REPO / "README.md", f"suite:{scale}", block):
+            fail(f"README.md has no <!-- suite:{scale}:begin --> ... end block")
     print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {', '.join(str(f) for f in figs)}")
 
 

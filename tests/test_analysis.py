@@ -92,3 +92,13 @@ def test_summarize_interval_covers_and_overlap_rule():
     c = summarize(rng.normal(100.2, 1, 9))
     assert not a.overlaps(b) and a.overlaps(c)
     assert a.lo <= a.median <= a.hi
+
+
+def test_replace_block_only_touches_the_marked_block(tmp_path):
+    from dl.analysis.readme import replace_block
+
+    p = tmp_path / "README.md"
+    p.write_text("a\n<!-- t:begin -->\nold\n<!-- t:end -->\nb\n")
+    assert replace_block(p, "t", "new 1\nnew 2\n")
+    assert p.read_text() == "a\n<!-- t:begin -->\nnew 1\nnew 2\n<!-- t:end -->\nb\n"
+    assert not replace_block(p, "other", "x")
