@@ -335,11 +335,10 @@ def main() -> None:
     if a.readme:
         from dl.analysis.readme import replace_block
 
-        block = (
-            text
-            + f"\n![{scale} suite]({out.relative_to(REPO)}/{{task}}.png) per task: "
-            + (", ".join(f"`{f.relative_to(REPO)}`" for f in figs))
-        )
+        def rel(f):
+            return f.relative_to(REPO) if f.is_relative_to(REPO) else f
+
+        block = text + "\n" + "\n".join(f"![{f.stem}]({rel(f)})" for f in figs)
         if not replace_block(REPO / "README.md", f"suite:{scale}", block):
             fail(f"README.md has no <!-- suite:{scale}:begin --> ... end block")
     print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {', '.join(str(f) for f in figs)}")
