@@ -105,6 +105,9 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per test run")
     ap.add_argument("--out", default=str(REPO / "results" / "mutation_check.json"))
+    ap.add_argument(
+        "--readme", action="store_true", help="write the table into README.md's marked block"
+    )
     args = ap.parse_args()
     muts = MUTATIONS
     if args.only:
@@ -158,7 +161,29 @@ def main() -> None:
     tmp_out = out.with_suffix(".tmp")
     tmp_out.write_text(json.dumps(dict(killed=killed, total=len(rows), rows=rows), indent=1))
     tmp_out.replace(out)
+    if args.readme:
+        sys.path.insert(0, str(REPO))
+        from dl.analysis.readme import replace_block
+
+        if not replace_block(REPO / "README.md", "mutation-check", markdown(rows)):
+            _fail("README.md has no <!-- mutation-check:begin --> ... end block")
     sys.exit(0 if killed == len(rows) else 1)
+
+
+def markdown(rows: list) -> str:
+    """The README table: each mutation, its status and the first test that caught it."""
+    killed = sum(r["status"] == "killed" for r in rows)
+    out = [
+        f"{killed} of {len(rows)} named mutations killed "
+        f"(`python scripts/mutation_check.py`, {time.strftime('%Y-%m-%d')}).",
+        "",
+        "| mutation | what it breaks | status | caught by |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        by = r["caught_by"][0].split("::")[-1] if r["caught_by"] else ""
+        out.append(f"| `{r['name']}` | {r['why']} | {r['status']} | {by} |")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
