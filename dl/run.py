@@ -3,8 +3,14 @@
 Config groups live in `conf/` (task, algorithm, trace, server, energy, discovery, logger,
 experiment). Every run writes `metrics.jsonl`, `summary.json` and the resolved `config.yaml`
 into its Hydra run directory (several tasks: also `overlay.json`); with `dist.enabled=true`
-only process 0 writes them (`dl.sharding`). A bad input stops with one
-line `error: <cause>` and exit status 2.
+only process 0 writes them (`dl.sharding`). A bad input stops with one line `error: <cause>`
+and exit status 2; a failed run records `status: failed` and the error in `summary.json` and
+`run.log`.
+
+Before Hydra starts, the overrides are checked against the composed defaults (unknown keys,
+also added with `+`, are refused) and the composed config against `dl.config_schema`.
+`resume=<run dir>` does not go through Hydra: it runs the run's own `config.yaml`, refusing
+overrides that would change the simulation (`dl.resume_config`).
 """
 
 import logging
@@ -16,25 +22,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from dl.errors import ConfigError, DLError
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = (
-    "task",
-    "algorithm",
-    "trace",
-    "server",
-    "energy",
-    "discovery",
-    "logger",
-    "launcher",
-    "experiment",
+from dl.resume_config import (
+    CONF_DIR,
+    GROUPS,
+    compose_resolved,
+    group_options,
+    parse_overrides,
+    precheck,
+    resume_config,
 )
-OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
 
-
-def group_options(group: str) -> list[str]:
-    """Names of the YAML options of a config group."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+__all__ = ["CONF_DIR", "GROUPS", "check_overrides", "group_options", "main"]
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -51,27 +49,40 @@ def check_overrides(argv: list[str]) -> None:
                     raise ConfigError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def hydra_main(cfg: DictConfig) -> float | None:
+def execute(cfg: dict, run_dir: Path, log_path: Path | None) -> dict | None:
+    """Runs the resolved config `cfg` into `run_dir`; on a DLError records `status: failed`
+    and the error line in `summary.json` and the run log, prints it and exits 2."""
+    from dl.config_schema import validate
+    from dl.logging.metrics import record_failure
     from dl.sharding import init_distributed, is_writer
     from dl.simulate import simulate
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.WARNING)
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    writer = True
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        init_distributed(resolved)  # before any JAX computation
-        if is_writer():
+        validate(cfg)
+        init_distributed(cfg)  # before any JAX computation
+        writer = is_writer()
+        if writer:
             run_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
-        summary = simulate(resolved, run_dir)
+            OmegaConf.save(OmegaConf.create(cfg), run_dir / "config.yaml")
+        summary = simulate(cfg, run_dir)
     except DLError as e:
+        if writer:
+            record_failure(run_dir, str(e), log_path)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    if summary is None:  # stopped by SIGTERM after a checkpoint
-        sys.exit(143)
+    except Exception as e:  # a bug: keep the traceback, but record the failure first
+        if writer:
+            record_failure(run_dir, f"{type(e).__name__}: {e}".splitlines()[0], log_path)
+        raise
+    if summary is not None and summary.get("status") == "interrupted":
+        sys.exit(summary["exit_code"])
+    return summary
+
+
+def report(summary: dict) -> float | None:
     if summary.get("tasks"):
         for name in summary["tasks"]:
             acc = summary.get(f"{name}/test_accuracy")
@@ -91,14 +102,50 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return acc
 
 
-def main() -> None:
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def hydra_main(cfg: DictConfig) -> float | None:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    log_path = run_dir / f"{hc.job.name}.log"
     try:
-        check_overrides(sys.argv[1:])
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        if (run_dir / "metrics.jsonl").exists():
+            raise ConfigError(
+                f"run directory {run_dir} already holds a run (metrics.jsonl); "
+                f"continue it with resume={run_dir} or choose another hydra.run.dir"
+            )
+    except DLError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    return report(execute(resolved, run_dir, log_path))
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    try:
+        check_overrides(argv)
+        flags = [a for a in argv if a.startswith("-")]
+        if flags and not set(flags) <= {"-m", "--multirun"}:
+            hydra_main()  # --help, --cfg, --info, ...: Hydra's own
+            return
+        overrides = parse_overrides([a for a in argv if not a.startswith("-")])
+        resume = overrides.value("resume")
+        if resume not in (None, False, "false", "False", ""):
+            if flags:
+                raise ConfigError("resume cannot be combined with -m (multirun)")
+            cfg, run_dir = resume_config(overrides, resume)
+            summary = execute(cfg, run_dir, run_dir / "run.log")
+            if summary is not None:
+                report(summary)
+            return
+        precheck(overrides, multirun=bool(flags))
     except DLError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     hydra_main()
 
+
+__all__ += ["compose_resolved", "execute"]
 
 if __name__ == "__main__":
     main()

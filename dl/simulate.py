@@ -12,7 +12,8 @@ import numpy as np
 from tqdm import tqdm
 
 from dl.build import build
-from dl.checkpoint import Checkpointer
+from dl.checkpoint import Checkpointer, StopSignals
+from dl.config_schema import validate
 from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
@@ -29,6 +30,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     only in a multi-process run, `dl.sharding`). A config with a `tasks:` mapping runs several
     tasks on one population (`dl.simulate_multi`).
     """
+    validate(cfg)
     if cfg.get("tasks"):
         from dl.simulate_multi import simulate_multitask
 
@@ -110,8 +112,9 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     )
     max_rounds = sim.get("max_rounds") or np.iinfo(np.int32).max
     summary: dict | None = None
-    interrupted = False
+    stop = StopSignals()
     try:
+        stop.__enter__()
         row = record() if not resumed else {"round": runner.gauges(state)["round"]}
         while runner.clock(state) < duration and row["round"] < max_rounds:
             before = runner.clock(state)
@@ -123,32 +126,32 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
             bar.update(min(runner.clock(state), duration) - min(before, duration))
             if train:
                 bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", rnd=row["round"])
-            if ckpt is not None and ckpt.due(runner.clock(state)):
-                host = {
-                    "totals": totals,
-                    "target": target,
-                    "rows": rows,
-                    "clock": runner.clock(state),
-                }
-                ckpt.save(rows, state, host, runner.clock(state))
-                if ckpt.stop_requested:
-                    interrupted = True
-                    print(
-                        f"SIGTERM: checkpoint saved at virtual time {host['clock']:.0f} s; "
-                        f"resume with resume={run_dir}",
-                        file=sys.stderr,
-                    )
-                    break
+            clock = runner.clock(state)
+            if ckpt is not None and (ckpt.due(clock) or stop.signum is not None):
+                host = {"totals": totals, "target": target, "rows": rows, "clock": clock}
+                ckpt.save(rows, state, host, clock)
+            if stop.signum is not None:
+                what = (
+                    f"checkpoint saved; resume with resume={run_dir}"
+                    if ckpt is not None
+                    else "no checkpoint (ckpt.every_s is null)"
+                )
+                print(
+                    f"{stop.name}: stopped at virtual time {clock:.0f} s, {what}", file=sys.stderr
+                )
+                break
         summary = {
             **row,
+            "status": "completed",
             "strategy": strategy,
             "run_dir": str(run_dir),
             "model_bytes": b.model_bytes,
             "num_params": int(sum(p.size for p in jax.tree.leaves(b.params))),
         }
-        if interrupted:
-            summary = None
+        if stop.signum is not None:
+            summary |= {"status": "interrupted", "signal": stop.name, "exit_code": stop.exit_code}
     finally:
+        stop.__exit__()
         bar.close()
         logger.close(summary)
         if ckpt is not None:

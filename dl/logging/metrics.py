@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dl.errors import ConfigError
+from dl.errors import ConfigError, DataError
 
 
 def _clean(v: Any) -> Any:
@@ -52,15 +52,26 @@ class MetricsLogger:
         self.path = self.run_dir / "metrics.jsonl"
         self._f = None
         self._wandb = None
+        self.rows = 0
         kind = logger_cfg.get("kind", "disabled")
         if kind not in ("wandb", "disabled"):
             raise ConfigError(f"unknown logger.kind '{kind}' (choose from: wandb, disabled)")
         if not write:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a" if append else "w")
+        done = read_metrics(self.path) if append and self.path.exists() else []
+        try:
+            self._f = open(self.path, "a" if append else "w")
+        except OSError as e:
+            raise ConfigError(f"cannot write {self.path}: {e.strerror}") from None
+        self.rows = len(done)
         if kind == "wandb":
             self._wandb = _init_wandb(logger_cfg, config, name, self.run_dir)
+            # a resumed run re-logs the rows before its checkpoint (metrics.jsonl is the
+            # record): the W&B run holds every row once even when the interrupted process
+            # could not flush (SIGKILL); `_step` is the row index, so it continues
+            for i, row in enumerate(done):
+                self._wandb.log(row, step=i)
 
     @property
     def writes(self) -> bool:
@@ -73,7 +84,8 @@ class MetricsLogger:
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
         if self._wandb is not None:
-            self._wandb.log(row)
+            self._wandb.log(row, step=self.rows)
+        self.rows += 1
 
     def close(self, summary: dict | None = None) -> None:
         if self._f is None:
@@ -109,12 +121,40 @@ def _init_wandb(cfg: dict, config: dict, name: str, run_dir: Path):
     return run
 
 
+def record_failure(run_dir: Path, message: str, log_path: Path | None = None) -> None:
+    """A failed run's record: `summary.json` with `status: failed` and the error line, and the
+    line appended to the run log (`run.log`)."""
+    try:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            run_dir / "summary.json",
+            {"status": "failed", "error": message, "run_dir": str(run_dir)},
+        )
+        with open(log_path or run_dir / "run.log", "a") as f:
+            f.write(f"error: {message}\n")
+    except OSError:
+        pass  # an unwritable run folder: the error line on stderr is all there is
+
+
 def stable_run_id(run_dir: Path) -> str:
     """A W&B run id derived from the run directory, so a resumed run continues the same run."""
     return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """Reads a `metrics.jsonl` file into a list of rows."""
+    """Reads a `metrics.jsonl` file into a list of rows; a torn or non-JSON line stops with
+    one line naming the file and the line."""
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {i} is not a JSON object ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {i} is not a JSON object")
+            rows.append(row)
+    return rows
