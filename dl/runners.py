@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.algorithms.async_server import AsyncServerSpec
+from dl.algorithms.async_server import AsyncServerSpec, staleness_mean
 from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
 from dl.algorithms.gossip_merge import MergeSpec
 from dl.algorithms.token_account import TokenSpec
@@ -140,7 +140,7 @@ def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
     def gauges(st):
         s = st.server
         hist = np.asarray(s.hist)
-        mean_stale = float((hist * np.arange(len(hist))).sum() / max(1, hist.sum()))
+        mean_stale = float(staleness_mean(s))  # exact; the histogram clips its last bin
         return {
             "round": int(s.version),
             "updates_applied": int(s.applied),
