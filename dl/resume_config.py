@@ -121,9 +121,23 @@ def precheck(overrides: Overrides, multirun: bool = False) -> dict:
             f"hydra.run.dir={run_dir}: already holds a run (metrics.jsonl); continue it with "
             f"resume={run_dir} or choose another directory"
         )
+    if run_dir:
+        writable(Path(str(run_dir)), "hydra.run.dir")
     cfg = compose_resolved([line(o) for o in plain])
     validate(cfg)
+    if cfg.get("ckpt", {}).get("dir"):
+        writable(Path(cfg["ckpt"]["dir"]), "ckpt.dir")
     return cfg
+
+
+def writable(path: Path, key: str) -> None:
+    """Refuses a folder that cannot be created or written, in one line naming `key`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{key}={path}: cannot create it ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path}: not writable")
 
 
 def _select(cfg: dict, key: str) -> Any:

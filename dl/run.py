@@ -68,6 +68,12 @@ def execute(cfg: dict, run_dir: Path, log_path: Path | None) -> dict | None:
             run_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(OmegaConf.create(cfg), run_dir / "config.yaml")
         summary = simulate(cfg, run_dir)
+    except OSError as e:  # an unwritable or full run/checkpoint folder
+        msg = f"cannot write {e.filename or run_dir}: {e.strerror or e}"
+        if writer:
+            record_failure(run_dir, msg, log_path)
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
     except DLError as e:
         if writer:
             record_failure(run_dir, str(e), log_path)

@@ -16,6 +16,7 @@ so a tampered file cannot run code. Formats: see `dl/traces/fedscale.py`.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -23,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from dl.errors import DataError, DLError
-from dl.traces.fedscale import behave_to_arrays, capacity_to_arrays, describe
+from dl.traces.fedscale import (
+    behave_to_arrays,
+    capacity_to_arrays,
+    describe,
+    load_behave,
+    load_capacity,
+)
 
 BEHAVE_NAME = "fedscale_behave.npz"
 CAPACITY_NAME = "fedscale_capacity.npz"
@@ -57,17 +64,34 @@ def read_pickle(path: Path) -> dict:
 
 def convert(behave: Path | None, capacity: Path | None, out: Path) -> list[Path]:
     """Converts the given pickles into `out`; returns the written paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create --out {out}: {e.strerror or e}") from None
     written = []
-    jobs = ((behave, BEHAVE_NAME, behave_to_arrays), (capacity, CAPACITY_NAME, capacity_to_arrays))
-    for src, name, fn in jobs:
+    jobs = (
+        (behave, BEHAVE_NAME, behave_to_arrays, load_behave),
+        (capacity, CAPACITY_NAME, capacity_to_arrays, load_capacity),
+    )
+    for src, name, fn, check in jobs:
         if src is None:
             continue
-        arrays = fn(read_pickle(src))
+        arrays = fn(read_pickle(src))  # refuses NaN, inf and non-positive values
         dst = out / name
         tmp = dst.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(dst)  # never leave a half-written file under the final name
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            check(tmp)  # the reader's own checks, before the file takes the final name
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"cannot write {dst}: {e.strerror or e}") from None
+        except DLError:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(dst)  # never leave a half-written or bad file under the final name
         print(f"{dst}: {describe(arrays)}")
         written.append(dst)
     return written

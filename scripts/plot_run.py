@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dl.errors import DLError  # noqa: E402
 from dl.logging.metrics import read_metrics  # noqa: E402
 
 
@@ -28,9 +29,14 @@ def plot(
 ) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for i, p in enumerate(paths):
-        rows = [r for r in read_metrics(p) if r.get(y) is not None]
+        every = read_metrics(p)
+        for key, flag in ((x, "--x"), (y, "--y")):
+            if not any(r.get(key) is not None for r in every):
+                keys = sorted({k for r in every for k in r if not isinstance(r[k], list | dict)})
+                raise DLError(f"{flag} {key}: {p} has no rows with it (keys: {', '.join(keys)})")
+        rows = [r for r in every if r.get(y) is not None and r.get(x) is not None]
         if not rows:
-            raise SystemExit(f"error: {p} has no rows with key '{y}'")
+            raise DLError(f"{p} has no rows with both '{x}' and '{y}'")
         xs = [r[x] / 3600.0 if hours else r[x] for r in rows]
         label = labels[i] if labels else p.parent.name
         ax.plot(xs, [r[y] for r in rows], label=label, lw=1.5)
@@ -41,8 +47,13 @@ def plot(
         ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    except OSError as e:
+        raise DLError(f"cannot write --out {out}: {e.strerror or e}") from None
+    except ValueError as e:  # an unknown image format
+        raise DLError(f"--out {out}: {str(e).splitlines()[0]}") from None
     print(f"wrote {out}")
 
 
@@ -61,7 +72,10 @@ def main() -> None:
             raise SystemExit(f"error: metrics file {p} does not exist")
     if a.labels and len(a.labels) != len(a.metrics):
         raise SystemExit("error: give one --labels entry per metrics file")
-    plot(a.metrics, a.out, a.labels, a.x, a.y, a.hours, a.title)
+    try:
+        plot(a.metrics, a.out, a.labels, a.x, a.y, a.hours, a.title)
+    except DLError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

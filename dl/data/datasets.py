@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dl.errors import ConfigError
+from dl.errors import ConfigError, DataError
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "spambase", "pendigits", "fmnist", "shakespeare")
 
@@ -93,7 +93,29 @@ def load_dataset(name: str, root: Path | str | None, **options: Any) -> Dataset:
     if unknown:
         valid = ", ".join(sorted(known)) or "none"
         raise ConfigError(f"dataset {name!r} has no option(s) {unknown}; valid options: {valid}")
-    return loader(None if root is None else Path(root), **options)
+    ds = loader(None if root is None else Path(root), **options)
+    check_finite(ds, root)
+    return ds
+
+
+def check_finite(ds: Dataset, root: Path | str | None) -> None:
+    """A NaN or inf feature stops with one line naming the dataset's files and the first bad
+    entry (it would otherwise surface later as a diverged training run)."""
+    for split in ("x_train", "x_test"):
+        x = getattr(ds, split)
+        if not np.issubdtype(x.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(x)
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            place = f"example {where[0]}" + (
+                f", feature {where[1:].tolist()}" if where.size > 1 else ""
+            )
+            src = ds.name if root is None else f"{ds.name} under {root}"
+            raise DataError(
+                f"dataset {src}: {split} holds {int(bad.sum())} non-finite value(s) "
+                f"(NaN/inf; first at {place}); fix or re-fetch the data file"
+            )
 
 
 def _keyword_names(fn: Callable[..., Any]) -> set[str]:

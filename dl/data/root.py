@@ -84,3 +84,30 @@ def require_file(root: Path | None, *parts: str) -> Path:
     if not path.is_file():
         raise DataError(f"missing data file {path}; {fetch_hint(parts[0], Path(root))}")
     return path
+
+
+def load_npz(path: Path, keys: tuple[str, ...], what: str) -> dict:
+    """The arrays `keys` of the npz archive `path` (no pickle), read in full so a damaged member
+    fails here. Any defect is a DataError naming `what`, the file and the defect: not a zip
+    archive, a corrupt member (CRC/truncation), a missing array, pickled objects."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"corrupt {what} {path}: not an npz (zip) archive")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise DataError(f"corrupt {what} {path}: lacks array(s) {', '.join(missing)}")
+            return {k: np.asarray(z[k]) for k in keys}
+    except DataError:
+        raise
+    except ValueError as e:
+        why = "holds pickled objects" if "pickle" in str(e) else str(e).splitlines()[0]
+        raise DataError(f"corrupt {what} {path}: {why}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"corrupt {what} {path}: damaged archive ({why})") from None

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from dl.data.root import load_npz
 from dl.errors import ConfigError, DataError
 from dl.sim.profiles import DEFAULT_POWER_W, DeviceProfiles, make_profiles
 from dl.traces.availability import Availability, from_transitions
@@ -73,7 +74,11 @@ def behave_to_arrays(trace: dict) -> dict[str, np.ndarray]:
         rec = trace[k]
         try:
             f = float(rec["finish_time"])
+            if not np.isfinite(f) or f <= 0:
+                raise ValueError(f"finish_time {f} is not a positive finite number")
             s, t = client_transitions(rec["active"], rec["inactive"], f)
+            if not np.all(np.isfinite(t)):
+                raise ValueError("active/inactive times hold NaN or inf")
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"bad FedScale behave record for client {k!r}: {e}") from None
         first.append(s)
@@ -100,6 +105,14 @@ def capacity_to_arrays(cap: dict) -> dict[str, np.ndarray]:
         comm = np.array([float(cap[k]["communication"]) for k in keys], np.float64)
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"bad FedScale capacity record: {e}") from None
+    for name, a in (("computation", comp), ("communication", comm)):
+        bad = ~np.isfinite(a) | (a <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"bad FedScale capacity record for client {keys[i]!r}: {name} {a[i]} is not a "
+                f"positive finite number ({int(bad.sum())} such client(s))"
+            )
     return {
         "format": np.array(CAPACITY_FORMAT),
         "client_ids": _ids(keys),
@@ -113,13 +126,12 @@ def _load(path: Path | str, fmt: str, keys: tuple[str, ...]) -> dict[str, np.nda
     if not path.is_file():
         raise DataError(f"missing FedScale npz {path}; {CONVERT_HINT}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "format" not in z.files or str(z["format"]) != fmt:
-                raise DataError(f"{path} is not a {fmt} file; {CONVERT_HINT}")
-            out = {k: z[k] for k in keys}
-    except (OSError, ValueError, KeyError) as e:
-        why = str(e).splitlines()[0]
-        raise DataError(f"corrupt FedScale npz {path} ({why}); {CONVERT_HINT}") from None
+        z = load_npz(path, ("format",), "FedScale npz")
+        if str(z["format"]) != fmt:
+            raise DataError(f"{path} is not a {fmt} file")
+        out = load_npz(path, keys, "FedScale npz")
+    except DataError as e:
+        raise DataError(f"{e}; {CONVERT_HINT}") from None
     return out
 
 
@@ -147,8 +159,14 @@ def load_capacity(path: Path | str) -> dict[str, np.ndarray]:
     """Reads and checks a capacity npz written by scripts/convert_fedscale.py."""
     z = _load(path, CAPACITY_FORMAT, ("computation_ms", "communication_kbps"))
     comp, comm = z["computation_ms"], z["communication_kbps"]
-    if comp.size == 0 or comp.shape != comm.shape or np.any(comp <= 0) or np.any(comm <= 0):
-        raise DataError(f"malformed FedScale capacity npz {path}; {CONVERT_HINT}")
+    if comp.size == 0 or comp.shape != comm.shape:
+        raise DataError(f"malformed FedScale capacity npz {path}: empty or shapes differ")
+    for name, a in (("computation_ms", comp), ("communication_kbps", comm)):
+        if not np.all(np.isfinite(a)) or np.any(a <= 0):
+            raise DataError(
+                f"malformed FedScale capacity npz {path}: {name} holds non-finite or "
+                f"non-positive values; {CONVERT_HINT}"
+            )
     return z
 
 

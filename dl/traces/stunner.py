@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dl.data.root import load_npz
 from dl.errors import ConfigError, DataError
 from dl.sim.profiles import data_file
 from dl.traces.availability import Availability, from_states
@@ -73,11 +74,7 @@ def load_stunner(root: Path | None, threshold: int = 100) -> StunnerTrace:
     """Reads `stunner_sessions_thr{threshold}.npz` (no pickle)."""
     _check_threshold(threshold)
     path = data_file(root, FOLDER, f"stunner_sessions_thr{threshold}.npz")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in NPZ_KEYS}
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"corrupt STUNner npz {path}: {str(e).splitlines()[0]}") from None
+    arrays = load_npz(path, NPZ_KEYS, "STUNner npz")
     trace = StunnerTrace(
         user_index=arrays["user_index"].astype(np.int32),
         first_online=arrays["first_online"].astype(bool),
