@@ -6,6 +6,7 @@ holds the overlay's state at that time and every task's metrics under `<task>/..
 `scripts/fig_overlay.py`.
 """
 
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from dl.checkpoint import StopSignals
 from dl.errors import ConfigError, DLError
 from dl.logging.metrics import MetricsLogger, write_json_atomic
 from dl.multitask import TaskRun, first_rounds, setup, start
@@ -67,6 +69,10 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
     duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
     if duration <= 0 or every <= 0:
         raise ConfigError("sim.duration_s and sim.eval_every_s must be > 0")
+    if (cfg.get("ckpt") or {}).get("every_s") is not None or cfg.get("resume") not in (None, False):
+        raise ConfigError(
+            "ckpt.every_s / resume: several-task runs (a tasks: mapping) do not checkpoint"
+        )
     t_wall = time.perf_counter()
     names, runs, ov, info = setup(cfg)
     start(runs, cfg)
@@ -98,9 +104,11 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
 
     bar = tqdm(total=duration, desc=cfg.get("name", "tasks"), disable=not sim["progress"])
     summary = None
+    stop = StopSignals()  # SIGTERM/SIGINT: stop after the current evaluation, flushing outputs
     try:
+        stop.__enter__()
         row, now, target = record(0.0), 0.0, every
-        while now < duration:
+        while now < duration and stop.signum is None:
             stop = min(target, duration)
             for t in runs:
                 if t.runner.clock(t.state) < stop:
@@ -115,9 +123,18 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
                 target += every
             row = record(now)
         summary = _summary(names, runs, ov, info, row, run_dir, setup_s)
+        summary["status"] = "completed"
+        if stop.signum is not None:
+            summary |= {"status": "interrupted", "signal": stop.name, "exit_code": stop.exit_code}
+            print(
+                f"{stop.name}: stopped at virtual time {now:.0f} s (several-task runs do not "
+                "checkpoint)",
+                file=sys.stderr,
+            )
         if is_writer():
             write_json_atomic(run_dir / "overlay.json", overlay_record(names, ov, first, info))
     finally:
+        stop.__exit__()
         bar.close()
         logger.close(summary)
     return summary
