@@ -235,7 +235,8 @@ def test_shortened_reproduction_orderings_on_pendigits(tmp_path, data_root):
     10 min on 2 cores) and checks the issue's orderings on time to 0.15 error. Prints every
     number, whatever the outcome."""
     out = tmp_path / "out"
-    cmd = [sys.executable, "scripts/fig_dais.py", "--quick", "--datasets", "pendigits", "--jobs", "2"]
+    cmd = [sys.executable, "scripts/fig_dais.py", "--quick", "--datasets", "pendigits"]
+    cmd += ["--jobs", "2"]
     cmd += ["--runs", str(tmp_path / "runs"), "--out", str(out)]
     subprocess.run(cmd, cwd=ROOT, check=True, env={"DL_DATA_ROOT": str(data_root), **_env()})
     checks = json.loads((out / "dais.json").read_text())["checks"]["pendigits"]
