@@ -193,7 +193,8 @@ def _gossip_parts(cfg, alg: dict, b: Built):
         train=bool(sim.get("train", True)),
         seed=int(cfg["seed"]),  # draws the k-regular overlay: a different graph per run seed
     )
-    e, p = b.energy, b.profiles
+    # radio joules per message: the carried fraction of the transfer, the burst overhead in full
+    e, p = b.energy.message_scaled(spec.sample_frac / spec.partitions), b.profiles
     env = GossipEnv(
         x=b.env.x,
         y=b.env.y,

@@ -105,3 +105,17 @@ def test_compressed_upload_scales_time_and_transfer_energy_not_the_tail():
     # the download, compute and t_down are untouched
     np.testing.assert_allclose(e.t_down, [0.25, 0.125], rtol=1e-6)
     np.testing.assert_allclose(e.t_comp, [3.0, 0.6], rtol=1e-6)
+
+
+def test_gossip_message_scales_both_directions_not_the_tail():
+    # a gossip message carrying 1/4 of the model (sample_frac 0.25, or 4 partitions), LTE:
+    # up as in the compressed-upload test: [431.6075, 270.6025] mJ + 12585.342 mJ burst;
+    # down at [4, 8] Mbps for [0.25, 0.125] s of the full model, times 1/4:
+    # node 0: 0.25 * (51.97 * 4 + 1288.04) * 0.25 = 0.25 * 373.98 = 93.495 mJ;
+    # node 1: 0.25 * (51.97 * 8 + 1288.04) * 0.125 = 53.24375 mJ; each + 12585.342 mJ burst
+    e = make_energy_env(PROFILES, MODEL_BYTES, 2, 1, {"radio": "lte"}).message_scaled(0.25)
+    np.testing.assert_allclose(e.e_up_j, [13.0169495, 12.8559445], rtol=1e-6)
+    np.testing.assert_allclose(e.e_down_j, [12.678837, 12.63858575], rtol=1e-6)
+    np.testing.assert_allclose(e.t_down, [0.0625, 0.03125], rtol=1e-6)
+    full = make_energy_env(PROFILES, MODEL_BYTES, 2, 1, {"radio": "lte"})
+    assert full.message_scaled(1.0) is full

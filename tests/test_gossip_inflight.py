@@ -205,11 +205,13 @@ def test_run_seed_draws_the_k_regular_overlay():
 
 def test_runner_passes_the_run_seed_to_the_gossip_spec():
     genv = env([1.0, 1.0], [1.0, 1.0])
+    energy = SimpleNamespace(
+        t_comp=genv.t_comp, power_w=genv.power_w, e_up_j=genv.e_up_j, e_down_j=genv.e_down_j
+    )
+    energy.message_scaled = lambda frac: energy  # full messages: nothing to scale
     b = SimpleNamespace(
         env=SimpleNamespace(x=genv.x, y=genv.y, counts=genv.counts),
-        energy=SimpleNamespace(
-            t_comp=genv.t_comp, power_w=genv.power_w, e_up_j=genv.e_up_j, e_down_j=genv.e_down_j
-        ),
+        energy=energy,
         profiles=SimpleNamespace(up_kbps=genv.up_kbps, down_kbps=genv.down_kbps),
         availability=genv.nodes,
     )

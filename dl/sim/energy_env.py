@@ -46,6 +46,21 @@ class EnergyEnv:
             e_up_j=(self.e_up_j - self.e_burst_j) * frac + self.e_burst_j,
         )
 
+    def message_scaled(self, frac: float) -> "EnergyEnv":
+        """A gossip message carrying a fraction `frac` of the model (subsampling: s; partitioned
+        subsampling: 1/P): both directions' transfer joules and times times `frac`, each
+        transfer's burst overhead (LTE tail + promotion) paid in full."""
+        if frac == 1.0:
+            return self
+        b = self.e_burst_j
+        return replace(
+            self,
+            t_up=self.t_up * frac,
+            t_down=self.t_down * frac,
+            e_up_j=(self.e_up_j - b) * frac + b,
+            e_down_j=(self.e_down_j - b) * frac + b,
+        )
+
 
 ENERGY_FIELDS = ("t_down", "t_comp", "t_up", "power_w", "e_down_j", "e_up_j", "e_burst_j")
 

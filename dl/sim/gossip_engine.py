@@ -257,7 +257,7 @@ def make_gossip_quantum(
         cnt["messages_sent"] += send.sum().astype(jnp.float32)
         cnt["messages_lost"] += (send & ~path).sum().astype(jnp.float32)
         cnt["bytes_up"] += msg_bits / 8.0 * send.sum()
-        e_up = jnp.where(send, env.e_up_j[sender] * full, 0.0)
+        e_up = jnp.where(send, env.e_up_j[sender], 0.0)
         cnt["energy_radio_j"] += e_up.sum()
         cnt["energy_wasted_j"] += jnp.where(send & ~path, e_up, 0.0).sum()
         mpart = jax.random.randint(jax.random.fold_in(key, 4), (nm,), 0, n_part)
@@ -298,9 +298,9 @@ def make_gossip_quantum(
         due = jnp.concatenate([due_b, due_n])
         ok = due & eligible[r]
         cnt["messages_lost"] += (due & ~ok).sum().astype(jnp.float32)
-        cnt["energy_wasted_j"] += jnp.where(due & ~ok, env.e_up_j[sender] * full, 0.0).sum()
+        cnt["energy_wasted_j"] += jnp.where(due & ~ok, env.e_up_j[sender], 0.0).sum()
         cnt["bytes_down"] += msg_bits / 8.0 * ok.sum()
-        cnt["energy_radio_j"] += jnp.where(ok, env.e_down_j[r] * full, 0.0).sum()
+        cnt["energy_radio_j"] += jnp.where(ok, env.e_down_j[r], 0.0).sum()
         # candidates in (arrival time, sender id, slot) order; per receiver the first and last
         nl = k + nm
         mids = jnp.arange(nl, dtype=jnp.int32)

@@ -84,8 +84,8 @@ class GossipEnv:
     up_kbps: Any  # [N] f32
     down_kbps: Any  # [N] f32
     power_w: Any  # [N] f32
-    e_up_j: Any  # [N] f32 radio J per full-model upload
-    e_down_j: Any  # [N] f32 radio J per full-model download
+    e_up_j: Any  # [N] f32 radio J per message sent (EnergyEnv.message_scaled)
+    e_down_j: Any  # [N] f32 radio J per message received
     nodes: Availability
 
 
