@@ -4,6 +4,7 @@ changed config, SIGINT, corrupt checkpoints, failed runs. Every fault ends in on
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -278,6 +279,15 @@ def test_sigint_then_resume_equals_uninterrupted_with_complete_wandb(tmp_path):
     assert json.loads((cut / "summary.json").read_text())["status"] == "interrupted"
     stopped = rows(cut / "metrics.jsonl")[-1]["virtual_time_s"]
     assert stopped < 2400, "the run passed 2400 s before SIGINT arrived"
+    # every checkpoint corrupt: one line, metrics.jsonl untouched, the failure recorded
+    bad = tmp_path / "bad"
+    shutil.copytree(cut, bad)
+    for step in (bad / "checkpoints").iterdir():
+        _largest_file(step).write_bytes(b"\0" * 8)
+    before = (bad / "metrics.jsonl").read_text()
+    one_line(cli(f"resume={bad}"), "no valid checkpoint")
+    assert (bad / "metrics.jsonl").read_text() == before
+    assert json.loads((bad / "summary.json").read_text())["status"] == "failed"
     # the run's own config, only the duration changed (allowed); a changed lr is refused
     one_line(cli("task.train.lr=0.01", f"resume={cut}"), "task.train.lr=0.01 differs")
     r = subprocess.run(
@@ -302,6 +312,7 @@ def test_sigint_then_resume_equals_uninterrupted_with_complete_wandb(tmp_path):
 # -- data files ----------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # standardizing the inf column
 def test_non_finite_feature_is_a_data_error_not_divergence(tmp_path):
     import numpy as np
 
@@ -428,3 +439,31 @@ def test_plot_run_faults_are_one_line(tmp_path):
         r = subprocess.run([*plot, *args], capture_output=True, text=True, timeout=120)
         lines = r.stderr.strip().splitlines()
         assert r.returncode != 0 and len(lines) == 1 and needle in lines[0], r.stderr[-1500:]
+
+
+def test_sigterm_without_checkpointing_flushes_every_row(tmp_path):
+    """No ckpt.every_s: SIGTERM still stops at the next evaluation with one line, exit 143,
+    summary status interrupted, and the W&B run holds every row of metrics.jsonl."""
+    run = tmp_path / "run"
+    args = [*TINY[1:-1], "logger=wandb", "sim.duration_s=1e6", f"hydra.run.dir={run}"]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dl.run", *args],
+        env={**ENV, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    m = run / "metrics.jsonl"
+    while time.time() < deadline and p.poll() is None:
+        if m.exists() and len(m.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "SIGTERM: stopped" in lines[0] and "no checkpoint" in lines[0]
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    times = [r["virtual_time_s"] for r in rows(m)]
+    assert wandb_history(run) == list(enumerate(times))
