@@ -104,11 +104,11 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
 
     bar = tqdm(total=duration, desc=cfg.get("name", "tasks"), disable=not sim["progress"])
     summary = None
-    stop = StopSignals()  # SIGTERM/SIGINT: stop after the current evaluation, flushing outputs
+    signals = StopSignals()  # SIGTERM/SIGINT: stop after the current evaluation, flushing outputs
     try:
-        stop.__enter__()
+        signals.__enter__()
         row, now, target = record(0.0), 0.0, every
-        while now < duration and stop.signum is None:
+        while now < duration and signals.signum is None:
             stop = min(target, duration)
             for t in runs:
                 if t.runner.clock(t.state) < stop:
@@ -124,17 +124,21 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
             row = record(now)
         summary = _summary(names, runs, ov, info, row, run_dir, setup_s)
         summary["status"] = "completed"
-        if stop.signum is not None:
-            summary |= {"status": "interrupted", "signal": stop.name, "exit_code": stop.exit_code}
+        if signals.signum is not None:
+            summary |= {
+                "status": "interrupted",
+                "signal": signals.name,
+                "exit_code": signals.exit_code,
+            }
             print(
-                f"{stop.name}: stopped at virtual time {now:.0f} s (several-task runs do not "
+                f"{signals.name}: stopped at virtual time {now:.0f} s (several-task runs do not "
                 "checkpoint)",
                 file=sys.stderr,
             )
         if is_writer():
             write_json_atomic(run_dir / "overlay.json", overlay_record(names, ov, first, info))
     finally:
-        stop.__exit__()
+        signals.__exit__()
         bar.close()
         logger.close(summary)
     return summary
