@@ -36,6 +36,7 @@ GROUPS = (
 # What a resumed run may change: how long it goes on, how it reports, how often it checkpoints.
 RESUMABLE = ("sim.duration_s", "sim.progress", "logger", "ckpt.every_s", "ckpt.keep", "resume")
 _UID = os.urandom(3).hex()
+MAX_SWEEP_CHECKS = 64  # compositions spent on checking sweep values before the launch
 
 OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
 # a short random suffix: two runs started in the same second get different default folders
@@ -125,6 +126,17 @@ def precheck(overrides: Overrides, multirun: bool = False) -> dict:
         writable(Path(str(run_dir)), "hydra.run.dir")
     cfg = compose_resolved([line(o) for o in plain])
     validate(cfg)
+    checked = 0
+    for i, o in enumerate(plain):  # every value of a sweep, the others at their first value
+        if not o.is_sweep_override() or o.key_or_group in GROUPS:
+            continue
+        for v in list(o.sweep_string_iterator())[1:]:
+            if checked >= MAX_SWEEP_CHECKS:
+                break
+            lines = [line(x) for x in plain]
+            lines[i] = f"{line(o).rsplit('=', 1)[0]}={v}"
+            validate(compose_resolved(lines))
+            checked += 1
     if cfg.get("ckpt", {}).get("dir"):
         writable(Path(cfg["ckpt"]["dir"]), "ckpt.dir")
     return cfg

@@ -97,7 +97,9 @@ def test_good_configs_pass_the_schema():
     precheck(parse_overrides(["algorithm=dwa", "algorithm.lam_max=1", "sim.max_rounds=1"]))
     precheck(parse_overrides(["trace=bernoulli", "trace.availability_options.p_online=0"]))
     precheck(parse_overrides(["+algorithm.inflight_cap=4", "+task.model_options.hidden=8"]))
-    precheck(parse_overrides(["-m", "seed=0,1"][1:]), multirun=True)
+    precheck(parse_overrides(["seed=0,1", "task.train.lr=0.1,0.2"]), multirun=True)
+    with pytest.raises(ConfigError, match="task.train.lr=-1: out of range"):
+        precheck(parse_overrides(["seed=0,1", "task.train.lr=0.1,-1"]), multirun=True)
 
 
 def test_cli_bad_config_stops_before_any_folder_is_made(tmp_path):
