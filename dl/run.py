@@ -32,7 +32,15 @@ from dl.resume_config import (
     resume_config,
 )
 
-__all__ = ["CONF_DIR", "GROUPS", "check_overrides", "group_options", "main"]
+__all__ = [
+    "CONF_DIR",
+    "GROUPS",
+    "check_overrides",
+    "compose_resolved",
+    "execute",
+    "group_options",
+    "main",
+]
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -150,8 +158,6 @@ def main() -> None:
         sys.exit(2)
     hydra_main()
 
-
-__all__ += ["compose_resolved", "execute"]
 
 if __name__ == "__main__":
     main()
