@@ -61,9 +61,19 @@ def command(spec: dict, key: str, seed: int, run_dir: Path) -> list:
     return [sys.executable, "-m", "dl.run", *ov]
 
 
+def is_done(run_dir: Path) -> bool:
+    """A completed run: summary.json without a failed/interrupted status (runs written before
+    `status` existed count as completed)."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return summary.get("status", "completed") == "completed"
+
+
 def run_one(cmd: list, run_dir: Path) -> dict:
     """Runs one seed unless done; an incomplete folder (no summary.json) is started again."""
-    if (run_dir / "summary.json").is_file():
+    if is_done(run_dir):
         return {"dir": str(run_dir), "status": "done before"}
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -83,11 +93,7 @@ def run_all(spec: dict, out: Path, jobs: int, launcher: str | None, dry: bool) -
     if launcher:  # one Hydra multirun per run folder over its missing seeds
         recs = []
         for k in keys:
-            miss = [
-                s
-                for s in range(spec["seeds"])
-                if not (out / "runs" / k / f"seed{s}" / "summary.json").is_file()
-            ]
+            miss = [s for s in range(spec["seeds"]) if not is_done(out / "runs" / k / f"seed{s}")]
             if not miss:
                 continue
             cmd = command(spec, k, 0, out / "runs" / k)[:-2] + [
@@ -187,7 +193,7 @@ def aggregate(spec: dict, out: Path) -> list:
         runs = []
         for s in range(spec["seeds"]) if c.run_key else []:
             d = out / "runs" / c.run_key / f"seed{s}"
-            if (d / "summary.json").is_file():
+            if is_done(d):
                 try:
                     runs.append(read_metrics(d / "metrics.jsonl"))
                 except RunReadError as e:
@@ -206,7 +212,7 @@ def runs_by_cell(spec: dict, out: Path) -> dict:
             by[(c.task, c.server, c.algorithm)] = [
                 read_metrics(d / "metrics.jsonl")
                 for d in sorted((out / "runs" / c.run_key).glob("seed*"))
-                if (d / "summary.json").is_file()
+                if is_done(d)
             ]
     return by
 

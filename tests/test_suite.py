@@ -82,3 +82,17 @@ def test_smoke_scale_end_to_end(tmp_path):
     # a second call runs nothing (every run folder has its summary.json)
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "ran " not in p.stdout and "done before" in p.stdout
+
+
+def test_only_completed_runs_count_as_done(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from suite import is_done
+
+    assert not is_done(tmp_path)  # no summary
+    for status, done in (("completed", True), ("failed", False), ("interrupted", False)):
+        (tmp_path / "summary.json").write_text(json.dumps({"status": status}))
+        assert is_done(tmp_path) is done
+    (tmp_path / "summary.json").write_text("{}")  # written before `status` existed
+    assert is_done(tmp_path)
+    (tmp_path / "summary.json").write_text("{torn")
+    assert not is_done(tmp_path)
