@@ -298,4 +298,12 @@ MUTATIONS = [
         ASYNC,
         "a dropped diverged (NaN) upload poisons the server model (0 * NaN = NaN)",
     ),
+    m(
+        "gossip_message_energy_scales_tail",
+        "dl/sim/energy_env.py",
+        "e_down_j=(self.e_down_j - b) * frac + b,",
+        "e_down_j=self.e_down_j * frac,",
+        ENERGY,
+        "a subsampled gossip message pays only a fraction of the LTE tail",
+    ),
 ]
