@@ -211,6 +211,29 @@ def plot(ds: str, rows: dict, out: Path, hours: float) -> None:
     plt.close(fig)
 
 
+def table_md(out: dict) -> str:
+    """Markdown table: time to target (median [min, max] over seeds, min), final error."""
+    m = lambda x: "-" if x is None else f"{x / 60:.0f}"  # noqa: E731
+    lines = [
+        "| dataset | split | curve | time to target, min: median [min, max] (censored) "
+        "| final error: median [min, max] | bytes/node/h |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ds, splits in out["table"].items():
+        for split, per in splits.items():
+            for label, c in per.items():
+                t = c["time_to_target_s"]
+                cens = f" ({t['censored']}/{len(t['per_seed'])} cens.)" if t["censored"] else ""
+                lo, hi = c["final_error_range"]
+                lines.append(
+                    f"| {ds} ({out['target_error'][ds]}) | {split} | {label} | "
+                    f"{m(t['median'])} [{m(t['min'])}, {m(t['max'])}]{cens} | "
+                    f"{c['final_error_median']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                    f"{c['bytes_per_node_per_hour']:.0f} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["spambase", "pendigits"])
@@ -281,6 +304,7 @@ def main() -> None:
     out["script"] = "python scripts/fig_dais.py " + " ".join(sys.argv[1:])
     out["script_wall_s"] = wall
     (args.out / "dais.json").write_text(json.dumps(out, indent=1))
+    (args.out / "table.md").write_text(table_md(out))
     for ds in args.datasets:
         for k, v in out["checks"][ds].items():
             print(f"{ds:10s} {k:40s} holds={v['holds']}")
