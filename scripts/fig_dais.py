@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -94,6 +95,8 @@ def run_one(cmd: list[str], run_dir: Path, force: bool) -> float:
     same = (run_dir / "cmd.txt").is_file() and (run_dir / "cmd.txt").read_text() == shown(cmd)
     if not force and same and done.is_file():
         return 0.0
+    if run_dir.exists():  # an interrupted or outdated run of this script: start it afresh
+        shutil.rmtree(run_dir)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     (run_dir / "cmd.txt").write_text(shown(cmd))
