@@ -36,6 +36,14 @@ def _pick(d: dict, cls, where: str, skip=()) -> Any:
     return {k: v for k, v in d.items() if k in fields and k not in skip}
 
 
+def quantum_clock(quantum, q: float) -> float:
+    """Virtual time of a quantum counter, in the engines' own float32 arithmetic
+    (`quantum.astype(f32) * q`, their stop test): a float64 product can fall just short of an
+    evaluation time the engine has reached (57 x 7.543859649 = 430.0 in float32, 429.99999999
+    in float64), and the host loop then called empty chunks forever."""
+    return float(np.float32(quantum) * np.float32(q))
+
+
 @dataclass
 class Runner:
     init: Any
@@ -154,7 +162,7 @@ def _async_runner(cfg, alg, b: Built, strategy) -> Runner:
     return Runner(
         init_async(b.params, spec, eng, n),
         lambda st, key, t: chunk(st, key, t),
-        lambda st: float(st.quantum) * q,
+        lambda st: quantum_clock(st.quantum, q),
         lambda st: st.server.params,
         drain,
         gauges,
@@ -235,7 +243,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
         return Runner(
             init,
             chunk,
-            lambda st: float(st.quantum) * q,
+            lambda st: quantum_clock(st.quantum, q),
             lambda st: None,
             _drain_counters,
             gauges,
@@ -276,7 +284,7 @@ def _gossip_runner(cfg, alg, b: Built, strategy) -> Runner:
     return Runner(
         init,
         chunk,
-        lambda d: float(d.fl.quantum) * q,
+        lambda d: quantum_clock(d.fl.quantum, q),
         lambda d: d.fl.server.params,
         drain,
         gauges,

@@ -78,9 +78,9 @@ def command(ds, split, alg, s, merge, factor, seed, hours, every, run_dir) -> li
     if alg == "fl":
         cmd.append(f"algorithm.upload_frac={se:.10g}")
     else:
-        # quantum s T / 2 rounded to 1/64 s, so quantum x k is exact in float32 and float64
-        # (otherwise the host clock and the engine's f32 stop test can disagree and the host
-        # loop re-runs an empty chunk forever; see the report of issue 12)
+        # quantum s T / 2 rounded to 1/64 s: this worked around a host/engine clock mismatch
+        # that the host loop no longer has (dl.runners.quantum_clock); kept so that
+        # results/dais reproduce with the same periods
         quantum = round(se * T / 2 * 64) / 64
         period = factor * 2 * quantum
         cmd += [f"algorithm.period_s={period:.10g}", f"algorithm.quantum_s={quantum:.10g}"]
