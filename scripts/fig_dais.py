@@ -27,8 +27,6 @@ import argparse
 import json
 import math
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dl.analysis.figures import band_plot, save  # noqa: E402
+from dl.analysis.launch import run_cached  # noqa: E402
 from dl.analysis.runs import read_run  # noqa: E402
 from dl.analysis.stats import summarize  # noqa: E402
 from dl.analysis.targets import reach  # noqa: E402
@@ -95,18 +94,12 @@ def shown(cmd: list[str]) -> str:
 
 def run_one(cmd: list[str], run_dir: Path, force: bool) -> float:
     """Runs `cmd` unless its folder already holds it; returns the wall seconds spent."""
-    done = run_dir / "summary.json"
-    same = (run_dir / "cmd.txt").is_file() and (run_dir / "cmd.txt").read_text() == shown(cmd)
-    if not force and same and done.is_file():
-        return 0.0
-    if run_dir.exists():  # an interrupted or outdated run of this script: start it afresh
-        shutil.rmtree(run_dir)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    (run_dir / "cmd.txt").write_text(shown(cmd))
-    dt = time.perf_counter() - t0
-    print(f"[{dt:5.0f} s] {shown(cmd)}", flush=True)
-    return dt
+    rec = run_cached(cmd, run_dir, ROOT, key=shown(cmd), force=force)
+    if rec["status"].startswith("failed"):
+        sys.exit(f"error: {shown(cmd)} {rec['status']}: {' | '.join(rec['stderr'])}")
+    if rec["status"] == "ran":
+        print(f"[{rec['wall_s']:5.0f} s] {shown(cmd)}", flush=True)
+    return rec.get("wall_s", 0.0)
 
 
 def with_error(rows: list[dict]) -> list[dict]:

@@ -29,6 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from dl.analysis.launch import is_done, run_cached  # noqa: E402
 from dl.analysis.runs import RunReadError, read_metrics  # noqa: E402
 from dl.analysis.stats import fmt, summarize  # noqa: E402
 from dl.analysis.suite import SuiteError, cells, check_scale, run_overrides  # noqa: E402
@@ -61,30 +62,9 @@ def command(spec: dict, key: str, seed: int, run_dir: Path) -> list:
     return [sys.executable, "-m", "dl.run", *ov]
 
 
-def is_done(run_dir: Path) -> bool:
-    """A completed run: summary.json without a failed/interrupted status (runs written before
-    `status` existed count as completed)."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    return summary.get("status", "completed") == "completed"
-
-
 def run_one(cmd: list, run_dir: Path) -> dict:
-    """Runs one seed unless done; an incomplete folder (no summary.json) is started again."""
-    if is_done(run_dir):
-        return {"dir": str(run_dir), "status": "done before"}
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    rec = {"dir": str(run_dir), "cmd": cmd[2:], "wall_s": round(time.perf_counter() - t, 1)}
-    rec["status"] = "ran" if p.returncode == 0 else f"failed (exit {p.returncode})"
-    if p.returncode:
-        rec["stderr"] = p.stderr.strip().splitlines()[-3:]
-    return rec
+    """Runs one seed unless done (dl.analysis.launch.run_cached)."""
+    return run_cached(cmd, run_dir, REPO)
 
 
 def run_all(spec: dict, out: Path, jobs: int, launcher: str | None, dry: bool) -> list:
@@ -184,10 +164,11 @@ def cell_stats(runs: list, metric: str, target: float) -> dict | None:
     return out
 
 
-def aggregate(spec: dict, out: Path) -> list:
-    """Per cell and metric (the main one, then `extra_metrics`): `cell_stats` over seeds."""
+def aggregate(spec: dict, out: Path) -> tuple:
+    """Per cell and metric (the main one, then `extra_metrics`): `cell_stats` over seeds; also
+    returns the rows read, by (task, server, algorithm), so the figures show the same seeds."""
     metrics = [spec["metric"], *spec.get("extra_metrics", [])]
-    rows = []
+    rows, by = [], {}
     for c in cells(spec, spec.get("only")):
         row = {"task": c.task, "server": c.server, "algorithm": c.algorithm, "note": c.note}
         runs = []
@@ -198,23 +179,13 @@ def aggregate(spec: dict, out: Path) -> list:
                     runs.append(read_metrics(d / "metrics.jsonl"))
                 except RunReadError as e:
                     fail(str(e))
+        if c.run_key:
+            by[(c.task, c.server, c.algorithm)] = runs
         row["n"] = len(runs)
         target = spec["tasks"][c.task]["target"]
         row["metrics"] = {m: cell_stats(runs, m, target) for m in metrics} if runs else {}
         rows.append(row)
-    return rows, runs_by_cell(spec, out)
-
-
-def runs_by_cell(spec: dict, out: Path) -> dict:
-    by = {}
-    for c in cells(spec, spec.get("only")):
-        if c.run_key:
-            by[(c.task, c.server, c.algorithm)] = [
-                read_metrics(d / "metrics.jsonl")
-                for d in sorted((out / "runs" / c.run_key).glob("seed*"))
-                if is_done(d)
-            ]
-    return by
+    return rows, by
 
 
 def table(spec: dict, rows: list, metric: str) -> str:

@@ -85,8 +85,7 @@ def test_smoke_scale_end_to_end(tmp_path):
 
 
 def test_only_completed_runs_count_as_done(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    from suite import is_done
+    from dl.analysis.launch import is_done
 
     assert not is_done(tmp_path)  # no summary
     for status, done in (("completed", True), ("failed", False), ("interrupted", False)):
@@ -94,5 +93,10 @@ def test_only_completed_runs_count_as_done(tmp_path):
         assert is_done(tmp_path) is done
     (tmp_path / "summary.json").write_text("{}")  # written before `status` existed
     assert is_done(tmp_path)
+    # keyed by command: done only if cmd.txt holds that command
+    assert not is_done(tmp_path, "python -m dl.run seed=1")
+    (tmp_path / "cmd.txt").write_text("python -m dl.run seed=1")
+    assert is_done(tmp_path, "python -m dl.run seed=1")
+    assert not is_done(tmp_path, "python -m dl.run seed=2")
     (tmp_path / "summary.json").write_text("{torn")
     assert not is_done(tmp_path)

@@ -1,0 +1,50 @@
+"""The cached run launcher of the figure and suite scripts: one `python -m dl.run` subprocess
+per run folder, skipped when the folder already holds that run completed.
+
+A folder is *done* when its `summary.json` has status `completed` (runs written before the
+status existed count as completed) and, when the caller keys runs by their command, its
+`cmd.txt` holds that command. Anything else in the folder (an interrupted, failed or outdated
+run) is removed and the run starts afresh.
+"""
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+
+def is_done(run_dir: Path, key: str | None = None) -> bool:
+    """True when `run_dir` holds a completed run (of the command `key`, if given)."""
+    run_dir = Path(run_dir)
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if summary.get("status", "completed") != "completed":
+        return False
+    if key is not None:
+        cmd = run_dir / "cmd.txt"
+        return cmd.is_file() and cmd.read_text() == key
+    return True
+
+
+def run_cached(cmd: list, run_dir: Path, cwd: Path, key: str | None = None, force=False) -> dict:
+    """Runs `cmd` unless `run_dir` is done; returns {dir, status, wall_s, stderr (failed)}.
+    status: "done before", "ran" or "failed (exit N)". With `key`, a successful run records
+    it in `cmd.txt`."""
+    run_dir = Path(run_dir)
+    if not force and is_done(run_dir, key):
+        return {"dir": str(run_dir), "status": "done before"}
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    rec = {"dir": str(run_dir), "cmd": cmd[2:], "wall_s": round(time.perf_counter() - t, 1)}
+    rec["status"] = "ran" if p.returncode == 0 else f"failed (exit {p.returncode})"
+    if p.returncode:
+        rec["stderr"] = p.stderr.strip().splitlines()[-3:]
+    elif key is not None:
+        (run_dir / "cmd.txt").write_text(key)
+    return rec
