@@ -225,3 +225,9 @@ class StopSignals:
     @property
     def exit_code(self) -> int:
         return 128 + int(self.signum or 0)
+
+    def status(self) -> dict:
+        """The run's `summary.json` status: completed, or interrupted by which signal."""
+        if self.signum is None:
+            return {"status": "completed"}
+        return {"status": "interrupted", "signal": self.name, "exit_code": self.exit_code}

@@ -142,14 +142,12 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
                 break
         summary = {
             **row,
-            "status": "completed",
+            **stop.status(),
             "strategy": strategy,
             "run_dir": str(run_dir),
             "model_bytes": b.model_bytes,
             "num_params": int(sum(p.size for p in jax.tree.leaves(b.params))),
         }
-        if stop.signum is not None:
-            summary |= {"status": "interrupted", "signal": stop.name, "exit_code": stop.exit_code}
     finally:
         stop.__exit__()
         bar.close()

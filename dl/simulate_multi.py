@@ -123,13 +123,8 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
                 target += every
             row = record(now)
         summary = _summary(names, runs, ov, info, row, run_dir, setup_s)
-        summary["status"] = "completed"
+        summary |= signals.status()
         if signals.signum is not None:
-            summary |= {
-                "status": "interrupted",
-                "signal": signals.name,
-                "exit_code": signals.exit_code,
-            }
             print(
                 f"{signals.name}: stopped at virtual time {now:.0f} s (several-task runs do not "
                 "checkpoint)",

@@ -92,3 +92,14 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "old").mkdir()
     r = run(["logger=disabled", f"resume={tmp_path / 'old'}", f"hydra.run.dir={tmp_path / 'x'}"])
     assert r.returncode == 2 and "no complete checkpoint" in r.stderr
+
+
+def test_stop_signals_status():
+    import signal
+
+    from dl.checkpoint import StopSignals
+
+    s = StopSignals()
+    assert s.status() == {"status": "completed"}
+    s.signum = signal.SIGINT  # Ctrl-C: 128 + 2
+    assert s.status() == {"status": "interrupted", "signal": "SIGINT", "exit_code": 130}
