@@ -62,6 +62,14 @@ class EnergyEnv:
         )
 
 
+# the traffic and energy counters every event engine accumulates and the host drains
+TRAFFIC_COUNTERS = (
+    "bytes_up",
+    "bytes_down",
+    "energy_compute_j",
+    "energy_radio_j",
+    "energy_wasted_j",
+)
 ENERGY_FIELDS = ("t_down", "t_comp", "t_up", "power_w", "e_down_j", "e_up_j", "e_burst_j")
 
 

@@ -13,15 +13,11 @@ from dl.algorithms.gossip_merge import MergeSpec
 from dl.algorithms.token_account import TokenSpec
 from dl.errors import ConfigError
 from dl.sim.cyclon import init_cyclon
+from dl.sim.energy_env import TRAFFIC_COUNTERS
 from dl.sim.inflight import InFlight, empty_inflight, inflight_bound
 from dl.traces.availability import Availability
 
-COUNTERS = (
-    "bytes_up",
-    "bytes_down",
-    "energy_compute_j",
-    "energy_radio_j",
-    "energy_wasted_j",
+COUNTERS = TRAFFIC_COUNTERS + (
     "messages_sent",
     "messages_lost",
     "messages_overflow",  # lost because the in-flight buffer was full (explicit inflight_cap)

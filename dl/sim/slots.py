@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dl.sim.energy_env import TRAFFIC_COUNTERS
+
 
 @struct.dataclass
 class Slots:
@@ -37,12 +39,7 @@ def empty_slots(params, capacity: int) -> Slots:
     )
 
 
-COUNTERS = (
-    "bytes_up",
-    "bytes_down",
-    "energy_compute_j",
-    "energy_radio_j",
-    "energy_wasted_j",
+COUNTERS = TRAFFIC_COUNTERS + (
     "updates_lost",  # client went offline before finishing
     "uploads_server_down",  # upload reached a down server and was lost
     "arrivals_deferred",  # arrivals beyond the per-quantum capacity, processed next quantum
