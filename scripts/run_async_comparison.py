@@ -7,8 +7,9 @@
 always reports seed 0 and adds a per-seed table (and dashed curves) for every complete seed<S>.
 
 Runs `conf/experiment/fmnist_stunner_{fedavg,fedasync,fedbuff}.yaml` one after the other
-(`python -m dl.run experiment=<name> logger=disabled hydra.run.dir=<runs>/<name>`), skipping a run
-whose metrics.jsonl already exists unless --force, then reads the three metrics.jsonl and writes
+(`python -m dl.run experiment=<name> logger=disabled hydra.run.dir=<runs>/<name>`, launched by
+`dl.analysis.launch`), skipping a run whose folder holds it completed unless --force, then reads
+the three metrics.jsonl and writes
 - `<out>/async_comparison.json`: per run, virtual time / round / energy / bytes at the first
   evaluation reaching 70% and 80% test accuracy ("not reached" otherwise), final and best accuracy,
   accuracy at the common horizon, wall time, and the async diagnostics (staleness histogram,
@@ -19,10 +20,7 @@ whose metrics.jsonl already exists unless --force, then reads the three metrics.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -31,25 +29,19 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from dl.logging.metrics import read_metrics  # noqa: E402
+from dl.analysis.launch import is_done, run_checked  # noqa: E402
+from dl.analysis.runs import read_metrics  # noqa: E402
+from dl.analysis.targets import first_reaching, first_reaching_mean, value_at  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
 RUNS = ("fedavg", "fedasync", "fedbuff")
 TARGETS = (0.70, 0.80)
 EXPERIMENT = "fmnist_stunner_{}"
 
 
 def run_one(name: str, run_dir: Path, force: bool, seed: int = 0) -> float | None:
-    """Runs one experiment unless its metrics.jsonl exists; returns the wall seconds if it ran."""
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.exists() and not force:
-        note = "" if (run_dir / "summary.json").exists() else " (WARNING: no summary.json)"
-        print(f"skip {name}: {metrics} exists{note} (use --force to rerun)", flush=True)
-        return None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("metrics.jsonl", "summary.json"):
-        (run_dir / stale).unlink(missing_ok=True)
+    """Runs one experiment unless its folder holds it completed; returns the wall seconds if
+    it ran (also written to wall.json)."""
     cmd = [
         sys.executable,
         "-m",
@@ -59,39 +51,24 @@ def run_one(name: str, run_dir: Path, force: bool, seed: int = 0) -> float | Non
         f"hydra.run.dir={run_dir}",
         "sim.progress=false",
     ] + ([f"seed={seed}"] if seed else [])
+    if not force and is_done(run_dir):
+        print(f"skip {name}: {run_dir} holds it completed (use --force to rerun)", flush=True)
+        return None
     print("run:", " ".join(cmd[1:]), flush=True)
-    t0 = time.perf_counter()
-    with open(run_dir / "stdout.log", "w") as log:
-        rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    wall = time.perf_counter() - t0
-    if rc != 0:
-        tail = (run_dir / "stdout.log").read_text().splitlines()[-5:]
-        raise SystemExit(f"error: {name} failed (exit {rc}):\n" + "\n".join(tail))
-    (run_dir / "wall.json").write_text(json.dumps({"wall_s": wall, "cmd": cmd[1:]}) + "\n")
-    print(f"  done in {wall:.0f} s wall", flush=True)
-    return wall
+    rec = run_checked(cmd, run_dir, REPO, force=True)
+    (run_dir / "wall.json").write_text(json.dumps({"wall_s": rec["wall_s"], "cmd": cmd[1:]}) + "\n")
+    print(f"  done in {rec['wall_s']:.0f} s wall", flush=True)
+    return rec["wall_s"]
 
 
-def first_reaching(rows: list[dict], target: float) -> dict | None:
-    for r in rows:
-        if r.get("test_accuracy", 0.0) >= target:
-            return r
-    return None
-
-
-def first_reaching_smoothed(rows: list[dict], target: float, w: int = 3) -> dict | None:
-    """First evaluation at which the trailing mean of the last `w` evaluations reaches target."""
-    acc = np.array([r.get("test_accuracy", 0.0) for r in rows])
-    for i in range(w - 1, len(rows)):
-        if acc[i - w + 1 : i + 1].mean() >= target:
-            return rows[i]
-    return None
-
-
-def at_time(rows: list[dict], t: float) -> dict:
-    """The last evaluation at or before virtual time t."""
-    before = [r for r in rows if r["virtual_time_s"] <= t + 1e-6]
-    return before[-1] if before else rows[0]
+def reaching(rows: list[dict], target: float, window: int = 1) -> dict | None:
+    """The first evaluation at which test accuracy (its mean over the last `window`) reaches
+    `target` (dl.analysis.targets), or None."""
+    if window == 1:
+        i = first_reaching(rows, "test_accuracy", target)
+    else:
+        i = first_reaching_mean(rows, "test_accuracy", target, window)
+    return None if i is None else rows[i]
 
 
 def analyse(name: str, run_dir: Path) -> dict:
@@ -121,7 +98,7 @@ def analyse(name: str, run_dir: Path) -> dict:
         out["wall_time_s_subprocess"] = json.loads(wall_file.read_text())["wall_s"]
     for target in TARGETS:
         key = f"to_{int(round(target * 100))}"
-        r = first_reaching(rows, target)
+        r = reaching(rows, target)
         if r is None:
             out[key] = "not reached"
             continue
@@ -138,7 +115,7 @@ def analyse(name: str, run_dir: Path) -> dict:
             "bytes_down": r.get("bytes_down", 0.0),
             "bytes_up_down": r.get("bytes_up", 0.0) + r.get("bytes_down", 0.0),
         }
-        sm = first_reaching_smoothed(rows, target)
+        sm = reaching(rows, target, window=3)
         out[key]["smoothed3_virtual_time_s"] = sm["virtual_time_s"] if sm else "not reached"
     # async diagnostics (absent for FedAvg)
     if "staleness_hist" in last:
@@ -299,14 +276,14 @@ def analyse_seed(runs_dir: Path) -> list[dict]:
     horizon = min(r["virtual_time_end_s"] for r in res)
     for r in res:
         rows = read_metrics(runs_dir / r["run"] / "metrics.jsonl")
-        r["acc_at_common_horizon"] = at_time(rows, horizon)["test_accuracy"]
+        r["acc_at_common_horizon"] = value_at(rows, horizon + 1e-6, "test_accuracy")
         r["common_horizon_s"] = horizon
     return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--force", action="store_true", help="rerun even if metrics.jsonl exists")
+    ap.add_argument("--force", action="store_true", help="rerun even if a run is completed")
     ap.add_argument("--only", nargs="*", choices=RUNS, help="run only these (analysis: all)")
     ap.add_argument("--no-run", action="store_true", help="only analyse existing runs")
     ap.add_argument(

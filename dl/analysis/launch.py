@@ -48,3 +48,24 @@ def run_cached(cmd: list, run_dir: Path, cwd: Path, key: str | None = None, forc
     elif key is not None:
         (run_dir / "cmd.txt").write_text(key)
     return rec
+
+
+def run_checked(cmd: list, run_dir: Path, cwd: Path, key: str | None = None, force=False) -> dict:
+    """`run_cached`, stopping the calling script (SystemExit, naming the run and the last lines
+    of its stderr) when the run fails."""
+    rec = run_cached(cmd, run_dir, cwd, key, force)
+    if rec["status"].startswith("failed"):
+        tail = "\n".join(rec.get("stderr", []))
+        raise SystemExit(f"error: {run_dir}: {rec['status']}\n{tail}")
+    return rec
+
+
+def compose(overrides: list) -> dict:
+    """The resolved config that `python -m dl.run <overrides>` would run, checked as dl.run
+    checks it (unknown group option or key, then `dl.config_schema`): a bad override raises
+    one `ConfigError` line. For scripts that read a run's config (or run it in process)."""
+    from dl.resume_config import parse_overrides, precheck
+    from dl.run import check_overrides
+
+    check_overrides(list(overrides))
+    return precheck(parse_overrides(list(overrides)))

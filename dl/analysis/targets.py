@@ -49,3 +49,26 @@ def value_at(rows, t: float, key: str, x: str = "virtual_time_s"):
         if r.get(x, float("inf")) <= t and r.get(key) is not None:
             out = r[key]
     return out
+
+
+def first_time(times, values, target: float, lower: bool = False):
+    """The first of `times` whose value in `values` reaches `target` (as `first_reaching`), or
+    None (censored); for curves held as arrays (a seed-mean error on a grid, a known fraction)."""
+    for t, v in zip(times, values, strict=True):
+        if v is not None and ((v <= target) if lower else (v >= target)):
+            return float(t)
+    return None
+
+
+def first_reaching_mean(rows, key: str, target: float, window: int, lower: bool = False):
+    """Index of the first row at which the mean of `key` over the last `window` rows (that row
+    included) reaches `target`, or None (censored; a window with a row lacking `key` does not
+    count). A smoothed time-to-target that one lucky evaluation cannot reach."""
+    for i in range(window - 1, len(rows)):
+        vals = [r.get(key) for r in rows[i - window + 1 : i + 1]]
+        if any(v is None for v in vals):
+            continue
+        m = sum(vals) / window
+        if (m <= target) if lower else (m >= target):
+            return i
+    return None
