@@ -14,8 +14,8 @@ ALGORITHMS.md §1.7 / §7 #6-#8 list, with logistic regression on UCI Spambase a
 nodes, always-on identical devices (`trace=constant`), the experiment configs
 `conf/experiment/gl_{spambase,pendigits}.yaml` (local training: one pass over a node's data,
 the same SGD settings for every algorithm). Every run is one `python -m dl.run` subprocess (the
-exact command lines are written to the JSON); a run whose directory already holds the same
-command and a summary is reused unless `--force`.
+exact command lines are written to the JSON), launched by `dl.analysis.launch`; a run whose
+directory already holds the same command, completed, is reused unless `--force`.
 
 Budget match (ALGORITHMS.md §1.5): FedAvg runs first with `overcommit=1.0` (so exactly K = 10
 nodes download and upload per round) and its measured round length Delta_f (virtual time /
@@ -38,9 +38,7 @@ results/gossip_vs_fl_pegasos.json and results/gl_pegasos_*.png.
 import argparse
 import json
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -48,6 +46,10 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from dl.analysis.launch import run_checked  # noqa: E402
+from dl.analysis.runs import read_metrics  # noqa: E402
+from dl.analysis.targets import first_time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 K, N = 10, 100  # FedAvg clients per round, nodes (conf/algorithm/fedavg.yaml, gl_*.yaml)
@@ -103,17 +105,13 @@ def command(ds, partition, alg, s, merge, seed, hours, period, run_dir, sched) -
 
 
 def run(cmd: list[str], run_dir: Path, force: bool) -> list[dict]:
+    """Rows of the run `cmd`, run first (dl.analysis.launch) unless `run_dir` holds it
+    completed with the same command line."""
     shown = " ".join(shlex.quote(c) for c in ["python"] + cmd[1:])
-    done = run_dir / "summary.json"
-    same = (run_dir / "cmd.txt").is_file() and (run_dir / "cmd.txt").read_text() == shown
-    if force or not (same and done.is_file()):
-        t0 = time.perf_counter()
-        print(f"[run] {shown}", flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
-        (run_dir / "cmd.txt").write_text(shown)
-        print(f"      {time.perf_counter() - t0:.0f} s wall", flush=True)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return rows
+    rec = run_checked(cmd, run_dir, ROOT, key=shown, force=force)
+    if rec["status"] == "ran":
+        print(f"[run] {shown}\n      {rec['wall_s']:.0f} s wall", flush=True)
+    return read_metrics(run_dir / "metrics.jsonl")
 
 
 def summarize_run(rows: list[dict]) -> dict:
@@ -130,11 +128,6 @@ def summarize_run(rows: list[dict]) -> dict:
         "age_mean": last.get("age_mean"),  # gossip: SGD steps along a model's lineage
         "wall_time_s": last.get("wall_time_s"),
     }
-
-
-def time_to(t: np.ndarray, err: np.ndarray, target: float) -> float | None:
-    hit = np.flatnonzero(err <= target)
-    return float(t[hit[0]]) if hit.size else None
 
 
 def on_grid(t, err, grid, every):
@@ -161,8 +154,8 @@ def aggregate(per_seed: list[dict], hours: float, every: float, targets) -> dict
         "bytes_per_node_per_hour": float(np.mean([r["bytes_per_node_per_hour"] for r in per_seed])),
     }
     for name, target in zip(("loose", "tight"), targets):
-        out[f"time_to_{name}_s"] = time_to(grid, mean, target)
-        out[f"time_to_{name}_s_per_seed"] = [time_to(grid, e, target) for e in errs]
+        out[f"time_to_{name}_s"] = first_time(grid, mean, target, lower=True)
+        out[f"time_to_{name}_s_per_seed"] = [first_time(grid, e, target, lower=True) for e in errs]
     return out
 
 
@@ -228,7 +221,7 @@ def main() -> None:
                     period = gossip_period(delta_f, s) if alg == "gossip" else 0.0
                     cmd = command(ds, partition, alg, s, merge, seed, hours, period, rd, sched)
                     if args.plot_only:
-                        rows = [json.loads(x) for x in (rd / "metrics.jsonl").open()]
+                        rows = read_metrics(rd / "metrics.jsonl")
                     else:
                         rows = run(cmd, rd, args.force)
                     commands.append(" ".join(["python"] + [shlex.quote(c) for c in cmd[1:]]))

@@ -14,10 +14,7 @@ review outcomes. The JSON holds the numbers quoted in the README.
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -26,23 +23,19 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dl.analysis.launch import run_checked  # noqa: E402
+from dl.analysis.runs import read_metrics  # noqa: E402
+from dl.analysis.targets import first_time  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_experiment(run_dir: Path, overrides: list[str]) -> float:
+    """Runs the experiment afresh into `run_dir` (dl.analysis.launch); returns its wall seconds."""
     cmd = [sys.executable, "-m", "dl.run", "experiment=two_task_stunner", "logger=disabled"]
     cmd += ["sim.progress=false", f"hydra.run.dir={run_dir}", *overrides]
     print(" ".join(cmd), flush=True)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # metrics.jsonl is appended to: start clean
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return time.perf_counter() - t0
-
-
-def first_time(times: np.ndarray, values: np.ndarray, level: float) -> float | None:
-    hit = np.nonzero(values >= level)[0]
-    return float(times[hit[0]]) if hit.size else None
+    return run_checked(cmd, run_dir, ROOT, force=True)["wall_s"]
 
 
 def summarize(ov: dict, rows: list[dict], wall_s: float | None) -> dict:
@@ -136,7 +129,7 @@ def main() -> None:
         run_dir = ROOT / "results/runs/two_task"
         wall = run_experiment(run_dir, overrides)
     ov = json.loads((run_dir / "overlay.json").read_text())
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir / "metrics.jsonl")
     summary = summarize(ov, rows, wall)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(ov, rows, summary, args.out)
