@@ -40,13 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dl.algorithms.gossip_merge import MergeSpec  # noqa: E402
-from dl.models import init_params, make_model, model_bytes  # noqa: E402
-from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk  # noqa: E402
-from dl.traces.synthetic import always_on  # noqa: E402
-from dl.train.local import LocalTrainSpec, make_batch_train, node_keys  # noqa: E402
-from dl.train.mapping import resolve_strategy  # noqa: E402
+from dl.algorithms.gossip_merge import MergeSpec
+from dl.models import init_params, make_model, model_bytes
+from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
+from dl.traces.synthetic import always_on
+from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
+from dl.train.mapping import resolve_strategy
 
 SHAPE, CLASSES = (64,), 10
 MS_PER_SAMPLE, KBPS, POWER_W = 20.0, 10_000.0, 3.0

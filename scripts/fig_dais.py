@@ -38,7 +38,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 from dl.analysis.figures import band_plot, save  # noqa: E402
 from dl.analysis.launch import run_cached  # noqa: E402
 from dl.analysis.runs import read_run  # noqa: E402

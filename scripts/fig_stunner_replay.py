@@ -16,7 +16,6 @@ time over the week + hour-of-day profile) and a JSON with the numbers.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +27,6 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dl.data.root import resolve_data_root  # noqa: E402
 from dl.traces.availability import (  # noqa: E402
     hourly_profile,
