@@ -1,17 +1,21 @@
 """Outage recovery: DWA vs. FedAsync vs. gossip learning with the server down mid-run (issue 4).
 
     python scripts/fig_outage.py [--algs dwa fedasync gossip] [--runs outputs/outage] \
-        [--out results] [--plot-only] [--measure] [overrides ...]
+        [--out results] [--dense-s 20] [--plot-only] [--force] [--measure] [overrides ...]
 
-Runs `experiment=outage_{dwa,fedasync,gossip}` (conf/experiment/outage_*.yaml: Fashion-MNIST,
-small CNN, STUNner availability + FLASH devices, `server=outage_mid`, i.e. down for the middle
-half [D/4, 3D/4) of a run of D virtual seconds) in this process, with the same builder, runner
-chunks, evaluation and seed as `python -m dl.run experiment=outage_<alg>`; the only difference is
-the evaluation schedule: the regular grid (every `sim.eval_every_s`, full evaluation: server model
-and `sim.eval_nodes` node models) plus a dense server-only evaluation every second for
-`--dense-s` seconds after the server returns, so that "the server catches up within a few
-uploads" can be read off with the server's upload counter (`updates_applied`). Metrics rows
-(same keys as metrics.jsonl, plus `eval`: full/server) go to <runs>/<alg>/metrics.jsonl.
+Runs `python -m dl.run experiment=outage_{dwa,fedasync,gossip} <overrides>` (conf/experiment/
+outage_*.yaml: Fashion-MNIST, small CNN, STUNner availability + FLASH devices,
+`server=outage_mid`, i.e. down for the middle half [D/4, 3D/4) of a run of D virtual seconds)
+into <runs>/<alg>, through `dl.analysis.launch` (a folder holding the same command completed is
+reused unless --force; the overrides are checked as dl.run checks them before anything runs).
+Those rows are the regular grid (every `sim.eval_every_s`: server model and `sim.eval_nodes`
+node models). For a server algorithm (its rows count uploads, `updates_applied`) a second run of
+the same config with `sim.eval_every_s=1 sim.eval_nodes=1` into <runs>/<alg>_dense gives the
+server-only evaluations every second for `--dense-s` seconds after the server returns, so that
+"the server catches up within a few uploads" can be read off the upload counter. The host loop
+evaluates only on a regular grid, so that second run simulates the whole run again (same
+trajectory: the JSON records the largest difference at the shared grid times);
+`--dense-s 0` skips it. Rows carry `eval`: full (grid) or server (dense).
 
 Checks (results/outage.json): during the outage FedAsync's server model is frozen and DWA's node
 models keep improving (node accuracy p90 / max / mean at the outage start vs. its end); after
@@ -24,40 +28,39 @@ measurement behind the configs) and writes results/outage_sizing.json.
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 
 import jax
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import dl.run  # noqa: E402,F401  (registers the `mul` resolver)
+from dl.analysis.launch import compose, run_checked  # noqa: E402
+from dl.analysis.runs import read_run  # noqa: E402
+from dl.analysis.targets import first_reaching  # noqa: E402
 from dl.build import build  # noqa: E402
+from dl.errors import ConfigError  # noqa: E402
 from dl.runners import make_runner  # noqa: E402
-from dl.train.evaluate import make_evaluate, make_node_eval, model_metrics  # noqa: E402
 from dl.train.mapping import resolve_strategy  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 ALGS = ("dwa", "fedasync", "gossip")
 TARGETS = (0.80, 0.75, 0.70)
 COLORS = {"dwa": "C2", "fedasync": "C1", "gossip": "C0"}
+DENSE = ["sim.eval_every_s=1", "sim.eval_nodes=1"]  # the dense run: server evaluations every s
+
+
+def run_overrides(alg: str, overrides: list[str]) -> list[str]:
+    return [f"experiment=outage_{alg}", "logger=disabled", "sim.progress=false", *overrides]
 
 
 def compose_cfg(alg: str, overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[f"experiment=outage_{alg}", "logger=disabled", "sim.progress=false"]
-            + overrides,
-        )
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    """The config `dl.run` would run for `alg` (a bad override: one ConfigError line)."""
+    return compose(run_overrides(alg, overrides))
 
 
 def outage_window(cfg: dict) -> tuple[float, float]:
@@ -65,64 +68,56 @@ def outage_window(cfg: dict) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def run_alg(alg: str, overrides: list[str], out_dir: Path, dense_s: float) -> list[dict]:
-    cfg = compose_cfg(alg, overrides)
-    sim = cfg["sim"]
-    duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
-    t_down, t_up = outage_window(cfg)
-    b = build(cfg)
-    strategy = resolve_strategy(
-        sim["node_map"], cfg["task"]["model"], chunk=sim.get("node_map_chunk")
+def launch(alg: str, overrides: list[str], run_dir: Path, force: bool) -> None:
+    cmd = [sys.executable, "-m", "dl.run", *run_overrides(alg, overrides)]
+    cmd.append(f"hydra.run.dir={run_dir}")
+    shown = " ".join(shlex.quote(c) for c in ["python"] + cmd[1:])
+    rec = run_checked(cmd, run_dir, ROOT, key=shown, force=force)
+    print(
+        f"[{alg}] {rec['status']}: {shown}"
+        + (f" ({rec['wall_s']:.0f} s)" if "wall_s" in rec else ""),
+        flush=True,
     )
-    runner = make_runner(cfg, b, strategy)
-    evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
-    n = int(b.env.counts.shape[0])
-    node_eval = None
-    if runner.node_params is not None:
-        node_eval = make_node_eval(evaluate, n, int(sim["eval_nodes"]), cfg["seed"])
-    grid = set(np.arange(0.0, duration + 1e-6, every).round(6).tolist())
-    dense = set()
-    if runner.params(runner.init) is not None:  # server algorithms: zoom on the return
-        dense = set((t_up + np.arange(1.0, dense_s + 1e-6, 1.0)).round(6).tolist()) - grid
-    schedule = sorted(grid | dense)
-    state, key = runner.init, jax.random.key(cfg["seed"])
-    totals: dict[str, float] = {}
-    rows = []
-    t0 = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    with (out_dir / "metrics.jsonl").open("w") as f:
-        for t in schedule:
-            if t > 0:
-                state = runner.chunk(state, key, float(t))
-                state, counts = runner.drain(state)
-                for k, v in counts.items():
-                    totals[k] = totals.get(k, 0.0) + v
-            row = {"virtual_time_s": runner.clock(state), "eval": "full" if t in grid else "server"}
-            row |= model_metrics(runner, state, evaluate, node_eval, nodes=t in grid)
-            row |= {k: v for k, v in runner.gauges(state).items() if k != "staleness_hist"}
-            row |= totals
-            row["wall_time_s"] = time.perf_counter() - t0
-            rows.append(row)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            print(
-                f"[{alg}] t={row['virtual_time_s']:.0f}s acc={row['test_accuracy']:.4f} "
-                f"wall={row['wall_time_s']:.0f}s",
-                flush=True,
-            )
+
+
+def is_server(rows: list[dict]) -> bool:
+    """A server algorithm: its rows count the uploads the server applied."""
+    return "updates_applied" in rows[0]
+
+
+def load(alg: str, cfg: dict, runs: Path, dense_s: float) -> tuple[list[dict], dict]:
+    """Grid rows (eval: full) merged with the dense run's rows in (t_up, t_up + dense_s]
+    (eval: server; node metrics dropped), and what the JSON says about the runs."""
+    t_down, t_up = outage_window(cfg)
+    grid = read_run(runs / alg)
+    rows = [r | {"eval": "full"} for r in grid.rows]
     meta = {
         "alg": alg,
-        "overrides": overrides,
-        "num_nodes": n,
-        "duration_s": duration,
+        "num_nodes": int(cfg["sim"]["num_nodes"]),
+        "duration_s": float(cfg["sim"]["duration_s"]),
         "outage": [t_down, t_up],
-        "wall_time_s": time.perf_counter() - t0,
+        "wall_time_s": rows[-1]["wall_time_s"],
         "local_steps": cfg["task"]["train"]["local_steps"],
-        "strategy": strategy,
+        "strategy": grid.summary.get("strategy"),
     }
-    (out_dir / "run.json").write_text(json.dumps(meta, indent=1))
-    return rows
+    if dense_s > 0 and is_server(rows):
+        dense = read_run(runs / f"{alg}_dense").rows
+        at_grid = {round(r["virtual_time_s"], 3): r for r in rows}
+        diffs = [
+            abs(r["test_accuracy"] - at_grid[round(r["virtual_time_s"], 3)]["test_accuracy"])
+            for r in dense
+            if round(r["virtual_time_s"], 3) in at_grid
+        ]
+        extra = [
+            {k: v for k, v in r.items() if not k.startswith("node_")} | {"eval": "server"}
+            for r in dense
+            if t_up < r["virtual_time_s"] <= t_up + dense_s + 1e-6
+            and round(r["virtual_time_s"], 3) not in at_grid
+        ]
+        rows = sorted(rows + extra, key=lambda r: r["virtual_time_s"])
+        meta["dense_wall_time_s"] = dense[-1]["wall_time_s"]
+        meta["dense_vs_grid_max_abs_diff"] = max(diffs, default=None)
+    return rows, meta
 
 
 def at(rows: list[dict], t: float, key: str):
@@ -134,10 +129,9 @@ def at(rows: list[dict], t: float, key: str):
 
 
 def time_to(rows: list[dict], key: str, target: float):
-    for r in rows:
-        if r.get(key) is not None and r[key] >= target:
-            return r["virtual_time_s"]
-    return None
+    """Virtual time of the first row whose `key` reaches `target` (dl.analysis.targets)."""
+    i = first_reaching(rows, key, target)
+    return None if i is None else rows[i]["virtual_time_s"]
 
 
 def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
@@ -190,14 +184,9 @@ def analyse(data: dict, t_down: float, t_up: float, every: float) -> dict:
         applied0 = at(rows, t_up, "updates_applied")
         catch = {}
         for name, ref in (("p90", ref_p90), ("max_minus_0.01", ref_max - 0.01), ("max", ref_max)):
-            hit = next(
-                (
-                    r
-                    for r in rows
-                    if r["virtual_time_s"] > t_up + 1e-3 and r["test_accuracy"] >= ref
-                ),
-                None,
-            )
+            after = [r for r in rows if r["virtual_time_s"] > t_up + 1e-3]
+            i = first_reaching(after, "test_accuracy", ref)
+            hit = None if i is None else after[i]
             catch[name] = (
                 None
                 if hit is None
@@ -349,30 +338,33 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=ROOT / "outputs" / "outage")
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     ap.add_argument("--dense-s", type=float, default=20.0)
-    ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="only read runs already on disk")
+    ap.add_argument("--force", action="store_true", help="rerun even if a run is completed")
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run")
     args = ap.parse_args()
+    try:
+        cfgs = {alg: compose_cfg(alg, args.overrides) for alg in args.algs}
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.measure:
         measure(args.out / "outage_sizing.json")
         return
-    data = {}
+    data, runs = {}, {}
     for alg in args.algs:
-        path = args.runs / alg / "metrics.jsonl"
-        if args.plot_only:
-            data[alg] = [json.loads(x) for x in path.open()]
-        else:
-            data[alg] = run_alg(alg, args.overrides, args.runs / alg, args.dense_s)
-    cfg = compose_cfg(args.algs[0], args.overrides)
+        if not args.plot_only:
+            launch(alg, args.overrides, args.runs / alg, args.force)
+            if args.dense_s > 0 and is_server(read_run(args.runs / alg).rows):
+                launch(alg, args.overrides + DENSE, args.runs / f"{alg}_dense", args.force)
+        data[alg], runs[alg] = load(alg, cfgs[alg], args.runs, args.dense_s)
+        runs[alg]["overrides"] = args.overrides
+    cfg = cfgs[args.algs[0]]
     t_down, t_up = outage_window(cfg)
     res = analyse(data, t_down, t_up, float(cfg["sim"]["eval_every_s"]))
     res["command"] = "python scripts/fig_outage.py " + " ".join(sys.argv[1:])
-    res["runs"] = {
-        a: json.loads((args.runs / a / "run.json").read_text())
-        for a in args.algs
-        if (args.runs / a / "run.json").is_file()
-    }
+    res["runs"] = runs
     (args.out / "outage.json").write_text(json.dumps(res, indent=1))
     what = f"{cfg['task']['model']}, {cfg['sim']['num_nodes']} nodes"
     plot(data, t_down, t_up, args.out / "outage.png", what)

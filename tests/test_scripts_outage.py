@@ -1,0 +1,116 @@
+"""scripts/fig_outage.py: its configs go through dl.run's checks, and its merge of the grid
+run with the dense run and its outage checks, on hand-made run folders (no simulation)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dl.errors import ConfigError
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fig_outage.py"
+
+
+@pytest.fixture(scope="module")
+def fo():
+    spec = importlib.util.spec_from_file_location("fig_outage", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["fig_outage"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ("sim.num_nodse=3", "sim.num_nodse"),  # a misspelt key
+        ("+sim.foo=1", "sim.foo"),  # an added key is refused too
+        ("sim.num_nodes=0", "sim.num_nodes"),  # out of the schema's range
+        ("algorithm.max_trainings=4", "max_trainings"),  # fedasync has no such key
+        ("server=nope", "server"),  # an unknown group option
+    ],
+)
+def test_composed_config_is_checked_as_dl_run_checks_it(fo, bad, needle):
+    with pytest.raises(ConfigError, match=needle):
+        fo.compose_cfg("fedasync", [bad])
+
+
+def test_outage_window_is_the_middle_half(fo):
+    # server=outage_mid: down for [D/4, 3D/4); D = 120 s -> [30, 90)
+    cfg = fo.compose_cfg("dwa", ["sim.duration_s=120", "sim.num_nodes=20"])
+    assert fo.outage_window(cfg) == (30.0, 90.0)
+    assert cfg["sim"]["num_nodes"] == 20 and cfg["algorithm"]["name"] == "dwa"
+
+
+def test_a_bad_override_stops_the_script_with_one_line(tmp_path, capsys, monkeypatch, fo):
+    argv = ["fig_outage.py", "--runs", str(tmp_path), "--out", str(tmp_path), "sim.nodes=3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as e:
+        fo.main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: sim.nodes=3")
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def write_run(d: Path, rows: list[dict], summary: dict | None = None) -> None:
+    d.mkdir(parents=True)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "summary.json").write_text(json.dumps(summary or {"status": "completed"}))
+
+
+def test_grid_and_dense_rows_merge(tmp_path, fo):
+    """Grid every 30 s, dense every 1 s; outage [30, 90), --dense-s 3: the merged rows are the
+    five grid rows plus the dense rows at 91, 92, 93 (90 is a grid time), node keys dropped."""
+    cfg = fo.compose_cfg("dwa", ["sim.duration_s=120"])
+
+    def row(t, acc, applied, wall=1.0):
+        return {
+            "virtual_time_s": float(t),
+            "test_accuracy": acc,
+            "updates_applied": applied,
+            "node_accuracy_p90": 0.5,
+            "wall_time_s": wall,
+        }
+
+    grid = [row(t, 0.1 * i, 10 * i, wall=5.0 * i) for i, t in enumerate((0, 30, 60, 90, 120))]
+    write_run(tmp_path / "dwa", grid, {"status": "completed", "strategy": "vmap"})
+    dense = [row(t, 0.1 * (t // 30) + (0.01 if t == 60 else 0.0), t) for t in range(121)]
+    write_run(tmp_path / "dwa_dense", dense)
+    rows, meta = fo.load("dwa", cfg, tmp_path, 3.0)
+    assert [r["virtual_time_s"] for r in rows] == [0, 30, 60, 90, 91, 92, 93, 120]
+    assert [r["eval"] for r in rows] == ["full"] * 4 + ["server"] * 3 + ["full"]
+    assert all("node_accuracy_p90" not in r for r in rows if r["eval"] == "server")
+    assert [r["updates_applied"] for r in rows[4:7]] == [91, 92, 93]
+    # the dense run differs from the grid run only at t = 60, by 0.01
+    assert meta["dense_vs_grid_max_abs_diff"] == pytest.approx(0.01)
+    assert meta["wall_time_s"] == 20.0 and meta["strategy"] == "vmap"
+    assert meta["outage"] == [30.0, 90.0] and meta["num_nodes"] == cfg["sim"]["num_nodes"]
+    # gossip rows count no uploads: no dense run is read (none exists here)
+    gossip = [{k: v for k, v in r.items() if k != "updates_applied"} for r in grid]
+    write_run(tmp_path / "gossip", gossip)
+    rows, meta = fo.load("gossip", cfg, tmp_path, 3.0)
+    assert len(rows) == 5 and "dense_wall_time_s" not in meta
+
+
+def test_analyse_frozen_server_and_time_to_target(fo):
+    """FedAsync's server accuracy is flat during the outage [30, 90): frozen. Times to target
+    are those of the first full evaluation at or above it (0.75 at t = 90; 0.80 never)."""
+    acc = {0: 0.5, 30: 0.7, 60: 0.7, 90: 0.7, 120: 0.76}
+    rows = [
+        {"virtual_time_s": float(t), "test_accuracy": a, "eval": "full", "wall_time_s": 1.0}
+        for t, a in acc.items()
+    ]
+    rows[3]["test_accuracy"] = 0.75  # 90 s: the server is back
+    res = fo.analyse({"fedasync": rows}, 30.0, 90.0, 30.0)
+    fa = res["fedasync"]
+    assert fa["server_frozen_during_outage"] is False  # 0.70 -> 0.75 at t = 90 (inclusive)
+    assert fa["time_to_0.75_s"] == 90.0 and fa["time_to_0.70_s"] == 30.0
+    assert fa["time_to_0.80_s"] is None
+    rows[3]["test_accuracy"] = 0.7
+    fa = fo.analyse({"fedasync": rows}, 30.0, 90.0, 30.0)["fedasync"]
+    assert fa["server_frozen_during_outage"] is True
+    assert fa["server_accuracy_range_during_outage"] == [0.7, 0.7]
+    assert fa["time_to_0.75_s"] == 120.0
