@@ -289,27 +289,27 @@ def plot(data: dict, t_down: float, t_up: float, out: Path, what: str) -> None:
     plt.close(fig)
 
 
+MEASURE_CASES = [  # (algorithm, nodes, overrides) timed by --measure
+    ("fedasync", 1000, ["server=always"]),
+    ("dwa", 1000, ["server=always"]),
+    ("dwa", 1000, ["server=never"]),
+    ("fedasync", 200, ["server=always"]),
+    ("dwa", 200, ["server=always"]),
+    ("dwa", 200, ["server=never"]),
+]
+
+
+def measure_overrides(alg: str, n: int, extra: list[str]) -> list[str]:
+    base = ["task.train.local_steps=5", "algorithm.max_arrivals=12", *extra, f"sim.num_nodes={n}"]
+    return base + ["algorithm.max_trainings=28" if alg == "dwa" else "sim.eval_nodes=10"]
+
+
 def measure(out: Path) -> None:
-    """Wall seconds per 1-s quantum (after compile + 2 warm quanta) per algorithm and N."""
+    """Wall seconds per 1-s quantum (after compile + 2 warm quanta) per algorithm and N: the
+    engine's chunks alone (built by dl.build / dl.runners), no evaluation or logging."""
     rows = []
-    base = ["task.train.local_steps=5", "algorithm.max_arrivals=12"]
-    cases = [
-        ("fedasync", 1000, ["server=always"]),
-        ("dwa", 1000, ["server=always"]),
-        ("dwa", 1000, ["server=never"]),
-        ("fedasync", 200, ["server=always"]),
-        ("dwa", 200, ["server=always"]),
-        ("dwa", 200, ["server=never"]),
-    ]
-    for alg, n, extra in cases:
-        ov = (
-            base
-            + extra
-            + [
-                f"sim.num_nodes={n}",
-                "algorithm.max_trainings=28" if alg == "dwa" else "sim.eval_nodes=10",
-            ]
-        )
+    for alg, n, extra in MEASURE_CASES:
+        ov = measure_overrides(alg, n, extra)
         cfg = compose_cfg(alg, ov)
         b = build(cfg)
         r = make_runner(cfg, b, resolve_strategy("auto", cfg["task"]["model"]))

@@ -114,3 +114,10 @@ def test_analyse_frozen_server_and_time_to_target(fo):
     assert fa["server_frozen_during_outage"] is True
     assert fa["server_accuracy_range_during_outage"] == [0.7, 0.7]
     assert fa["time_to_0.75_s"] == 120.0
+
+
+def test_every_measure_case_composes(fo):
+    """--measure's overrides pass dl.run's checks (they were composed unchecked before)."""
+    for alg, n, extra in fo.MEASURE_CASES:
+        cfg = fo.compose_cfg(alg, fo.measure_overrides(alg, n, extra))
+        assert cfg["sim"]["num_nodes"] == n and cfg["task"]["train"]["local_steps"] == 5
