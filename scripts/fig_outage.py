@@ -35,12 +35,13 @@ from pathlib import Path
 
 import jax
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dl.analysis.launch import compose, run_checked  # noqa: E402
-from dl.analysis.runs import read_run  # noqa: E402
+from dl.analysis.runs import RunReadError, read_run  # noqa: E402
 from dl.analysis.targets import first_reaching  # noqa: E402
 from dl.build import build  # noqa: E402
 from dl.errors import ConfigError  # noqa: E402
@@ -85,12 +86,22 @@ def is_server(rows: list[dict]) -> bool:
     return "updates_applied" in rows[0]
 
 
+def run_overrides_of(run_dir: Path) -> list[str] | None:
+    """The overrides a run was started with beyond the experiment's (Hydra's record)."""
+    try:
+        saved = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return None
+    fixed = run_overrides("", [])[1:]
+    return [o for o in saved if not o.startswith(("experiment=", "hydra.")) and o not in fixed]
+
+
 def load(alg: str, cfg: dict, runs: Path, dense_s: float) -> tuple[list[dict], dict]:
     """Grid rows (eval: full) merged with the dense run's rows in (t_up, t_up + dense_s]
     (eval: server; node metrics dropped), and what the JSON says about the runs."""
     t_down, t_up = outage_window(cfg)
     grid = read_run(runs / alg)
-    rows = [r | {"eval": "full"} for r in grid.rows]
+    rows = [{"eval": "full"} | r for r in grid.rows]  # earlier runs: dense rows inline, tagged
     meta = {
         "alg": alg,
         "num_nodes": int(cfg["sim"]["num_nodes"]),
@@ -99,8 +110,9 @@ def load(alg: str, cfg: dict, runs: Path, dense_s: float) -> tuple[list[dict], d
         "wall_time_s": rows[-1]["wall_time_s"],
         "local_steps": cfg["task"]["train"]["local_steps"],
         "strategy": grid.summary.get("strategy"),
+        "overrides": run_overrides_of(runs / alg),
     }
-    if dense_s > 0 and is_server(rows):
+    if dense_s > 0 and is_server(rows) and (runs / f"{alg}_dense").is_dir():
         dense = read_run(runs / f"{alg}_dense").rows
         at_grid = {round(r["virtual_time_s"], 3): r for r in rows}
         diffs = [
@@ -343,15 +355,18 @@ def main() -> None:
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run")
     args = ap.parse_args()
-    try:
-        cfgs = {alg: compose_cfg(alg, args.overrides) for alg in args.algs}
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.measure:
         measure(args.out / "outage_sizing.json")
         return
+    try:  # --plot-only: each run's own config; else every config checked before any run
+        cfgs = {
+            a: read_run(args.runs / a).config if args.plot_only else compose_cfg(a, args.overrides)
+            for a in args.algs
+        }
+    except (ConfigError, RunReadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     data, runs = {}, {}
     for alg in args.algs:
         if not args.plot_only:
@@ -359,7 +374,6 @@ def main() -> None:
             if args.dense_s > 0 and is_server(read_run(args.runs / alg).rows):
                 launch(alg, args.overrides + DENSE, args.runs / f"{alg}_dense", args.force)
         data[alg], runs[alg] = load(alg, cfgs[alg], args.runs, args.dense_s)
-        runs[alg]["overrides"] = args.overrides
     cfg = cfgs[args.algs[0]]
     t_down, t_up = outage_window(cfg)
     res = analyse(data, t_down, t_up, float(cfg["sim"]["eval_every_s"]))

@@ -121,3 +121,33 @@ def test_every_measure_case_composes(fo):
     for alg, n, extra in fo.MEASURE_CASES:
         cfg = fo.compose_cfg(alg, fo.measure_overrides(alg, n, extra))
         assert cfg["sim"]["num_nodes"] == n and cfg["task"]["train"]["local_steps"] == 5
+
+
+def test_plot_only_reads_each_runs_own_config(tmp_path, monkeypatch, fo):
+    """--plot-only composes nothing: the outage window comes from the run's config.yaml (here
+    [40, 80), not the experiment's), the overrides from Hydra's record of the run."""
+    import yaml
+
+    cfg = fo.compose_cfg("fedasync", ["sim.duration_s=120"])
+    cfg["server"]["outages"] = [[40.0, 80.0]]
+    # every 20 s; flat at 0.6 from the outage start (40) to its end (80, inclusive), 0.8 at 100
+    acc = [0.5, 0.6, 0.6, 0.6, 0.6, 0.8, 0.8]
+    rows = [
+        {"virtual_time_s": 20.0 * i, "test_accuracy": a, "updates_applied": i, "wall_time_s": 1.0}
+        for i, a in enumerate(acc)
+    ]
+    run = tmp_path / "runs" / "fedasync"
+    write_run(run, rows, {"status": "completed", "strategy": "vmap"})
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / ".hydra").mkdir()
+    saved = ["experiment=outage_fedasync", "logger=disabled", "sim.progress=false", "seed=3"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(saved))
+    argv = ["x", "--plot-only", "--algs", "fedasync", "--runs", str(tmp_path / "runs")]
+    monkeypatch.setattr(sys, "argv", argv + ["--out", str(tmp_path / "out"), "task.model=nope"])
+    fo.main()  # the bogus override is not composed in --plot-only
+    res = json.loads((tmp_path / "out" / "outage.json").read_text())
+    assert res["outage_s"] == [40.0, 80.0]
+    fa = res["fedasync"]
+    assert fa["server_frozen_during_outage"] is True and fa["time_to_0.80_s"] == 100.0
+    assert res["runs"]["fedasync"]["overrides"] == ["seed=3"]
+    assert (tmp_path / "out" / "outage.png").is_file()
