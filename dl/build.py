@@ -7,16 +7,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dl.algorithms.fedavg import NodeEnv
-from dl.algorithms.server_opt import ServerOptSpec
 from dl.data.datasets import Dataset, load_dataset
 from dl.data.partition import NodeData, partition
 from dl.data.root import resolve_data_root
+from dl.devices.energy_env import ENERGY_FIELDS, EnergyEnv, make_energy_env
+from dl.devices.profiles import DeviceProfiles, constant_profiles, flash_profiles
+from dl.engine.rounds import NodeEnv
 from dl.errors import ConfigError
 from dl.models import init_params, make_model, model_bytes
+from dl.rules.server_opt import ServerOptSpec
 from dl.sharding import make_mesh, padded_nodes, shard_nodes, silence_padding
-from dl.sim.energy_env import ENERGY_FIELDS, EnergyEnv, make_energy_env
-from dl.sim.profiles import DeviceProfiles, constant_profiles, flash_profiles
 from dl.traces.availability import Availability, is_online, online_during
 from dl.traces.fedscale import build_fedscale
 from dl.traces.stunner import build_stunner

@@ -7,7 +7,7 @@ A config with a `tasks:` mapping (`tasks.<name>.spec` for the overlay, and for t
 1. Every trainable task is built on the shared population (same nodes, trace, devices, seed);
    its model gives the record's size and FLOPs, its device profiles the per-node session time
    and energy (§4.3, §5).
-2. The overlay (`dl.overlay.sim`) runs over the whole horizon: review, dissemination and
+2. The overlay (`dl.overlay.evolve`) runs over the whole horizon: review, dissemination and
    choice depend on the trace only, never on training, so it runs first.
 3. Each trainable task then trains with its own algorithm and server scenario on its own
    availability: online in the trace AND assigned to it by the overlay
@@ -32,7 +32,7 @@ from dl.errors import ConfigError
 from dl.models.flops import model_flops_per_example
 from dl.overlay import choice as ch
 from dl.overlay.assignment import split_availability
-from dl.overlay.sim import OverlayResult, run_overlay, spec_from_config
+from dl.overlay.evolve import OverlayResult, run_overlay, spec_from_config
 from dl.overlay.tasks import complete_spec, make_table, session_cost
 from dl.runners import Runner, make_runner
 from dl.sharding import shard_nodes

@@ -61,7 +61,7 @@ def execute(cfg: dict, run_dir: Path, log_path: Path | None) -> dict | None:
     """Runs the resolved config `cfg` into `run_dir`; on a DLError records `status: failed`
     and the error line in `summary.json` and the run log, prints it and exits 2."""
     from dl.config_schema import validate
-    from dl.logging.metrics import record_failure
+    from dl.io.metrics import record_failure
     from dl.sharding import init_distributed, is_writer
     from dl.simulate import simulate
 

@@ -8,22 +8,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.algorithms.async_server import AsyncServerSpec, staleness_mean
 from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
-from dl.algorithms.gossip_merge import MergeSpec
-from dl.algorithms.token_account import TokenSpec
 from dl.build import Built, server_opt_spec
-from dl.errors import ConfigError
-from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
-from dl.sim.dwa_engine import DWASpec, init_dwa, make_dwa_chunk
-from dl.sim.gossip_engine import (
+from dl.devices.server import build_server
+from dl.engine.async_clock import AsyncEnv, EngineSpec, init_async, make_async_chunk
+from dl.engine.async_server import AsyncServerSpec, staleness_mean
+from dl.engine.gossip_clock import (
     GossipEnv,
     GossipSpec,
     gossip_capacity,
     init_gossip,
     make_gossip_chunk,
 )
-from dl.sim.server import build_server
+from dl.engine.hybrid import DWASpec, init_dwa, make_dwa_chunk
+from dl.errors import ConfigError
+from dl.rules.gossip_merge import MergeSpec
+from dl.rules.token_account import TokenSpec
 
 ALGORITHMS = ("fedavg", "fedasync", "fedbuff", "gossip", "dwa")
 

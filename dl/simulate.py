@@ -12,10 +12,10 @@ import numpy as np
 from tqdm import tqdm
 
 from dl.build import build
-from dl.checkpoint import Checkpointer, StopSignals
 from dl.config_schema import validate
 from dl.errors import ConfigError, DLError
-from dl.logging.metrics import MetricsLogger
+from dl.io.checkpoint import Checkpointer, StopSignals
+from dl.io.metrics import MetricsLogger
 from dl.runners import ALGORITHMS, make_runner
 from dl.sharding import barrier, is_writer, shard_nodes
 from dl.traces.availability import is_online

@@ -14,9 +14,9 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from dl.checkpoint import StopSignals
 from dl.errors import ConfigError, DLError
-from dl.logging.metrics import MetricsLogger, write_json_atomic
+from dl.io.checkpoint import StopSignals
+from dl.io.metrics import MetricsLogger, write_json_atomic
 from dl.multitask import TaskRun, first_rounds, setup, start
 from dl.sharding import is_writer
 from dl.simulate import ENERGY_PARTS

@@ -22,7 +22,7 @@ MUTATIONS = [
     # --- the six breakages of the review -------------------------------------------------
     m(
         "dwa_lam_zero",
-        "dl/sim/dwa_engine.py",
+        "dl/rules/dwa.py",
         "jnp.minimum(dspec.lam_max, aspec.alpha * s * r**dspec.nu)",
         "0.0 * jnp.minimum(dspec.lam_max, aspec.alpha * s * r**dspec.nu)",
         DWA,
@@ -30,7 +30,7 @@ MUTATIONS = [
     ),
     m(
         "staleness_weight_one",
-        "dl/algorithms/async_server.py",
+        "dl/engine/async_server.py",
         "s = staleness_weight(spec.staleness, k, spec.stale_a, spec.stale_b)",
         "s = jnp.float32(1.0)",
         ASYNC,
@@ -38,7 +38,7 @@ MUTATIONS = [
     ),
     m(
         "poly_exponent_sign",
-        "dl/algorithms/staleness.py",
+        "dl/rules/staleness.py",
         "return (k + 1.0) ** (-a)",
         "return (k + 1.0) ** (a)",
         ASYNC,
@@ -46,7 +46,7 @@ MUTATIONS = [
     ),
     m(
         "fedavg_wasted_energy",
-        "dl/algorithms/fedavg.py",
+        "dl/engine/rounds.py",
         '"energy_wasted_j": acc["energy_wasted_j"] + wasted.sum(),',
         '"energy_wasted_j": acc["energy_wasted_j"],',
         FEDAVG,
@@ -54,7 +54,7 @@ MUTATIONS = [
     ),
     m(
         "kregular_uniform",
-        "dl/sim/peers.py",
+        "dl/network/peers.py",
         'if topology == "uniform":',
         'if topology in ("uniform", "kregular"):',
         TOPO,
@@ -62,7 +62,7 @@ MUTATIONS = [
     ),
     m(
         "merge_weight_reversed",
-        "dl/algorithms/gossip_merge.py",
+        "dl/rules/gossip_merge.py",
         "w = jnp.where(total > 0, a_r / jnp.where(total > 0, total, 1.0), 0.5)",
         "w = jnp.where(total > 0, a_l / jnp.where(total > 0, total, 1.0), 0.5)",
         GOSSIP,
@@ -71,7 +71,7 @@ MUTATIONS = [
     # --- async server ---------------------------------------------------------------------
     m(
         "staleness_off_by_one",
-        "dl/algorithms/async_server.py",
+        "dl/engine/async_server.py",
         "k = st.version - tau",
         "k = st.version - tau + 1",
         ASYNC,
@@ -79,7 +79,7 @@ MUTATIONS = [
     ),
     m(
         "hinge_b_off_by_one",
-        "dl/algorithms/staleness.py",
+        "dl/rules/staleness.py",
         "jnp.where(k <= b, 1.0, 1.0 / (a * (k - b) + 1.0))",
         "jnp.where(k <= b - 1, 1.0, 1.0 / (a * (k - b + 1) + 1.0))",
         ASYNC,
@@ -87,7 +87,7 @@ MUTATIONS = [
     ),
     m(
         "max_staleness_off_by_one",
-        "dl/algorithms/async_server.py",
+        "dl/engine/async_server.py",
         "(k <= spec.max_staleness)",
         "(k < spec.max_staleness)",
         ASYNC,
@@ -95,7 +95,7 @@ MUTATIONS = [
     ),
     m(
         "fedasync_mix_swapped",
-        "dl/algorithms/async_server.py",
+        "dl/rules/fedasync.py",
         "(1.0 - a) * x + a * y",
         "(1.0 - a) * y + a * x",
         ASYNC,
@@ -103,7 +103,7 @@ MUTATIONS = [
     ),
     m(
         "fedbuff_k_ignored",
-        "dl/algorithms/async_server.py",
+        "dl/rules/fedbuff.py",
         "flush = count >= spec.buffer_k",
         "flush = count >= 1",
         ASYNC,
@@ -111,7 +111,7 @@ MUTATIONS = [
     ),
     m(
         "fedbuff_server_lr_ignored",
-        "dl/algorithms/async_server.py",
+        "dl/rules/fedbuff.py",
         "scale = spec.server_lr / spec.buffer_k",
         "scale = 1.0 / spec.buffer_k",
         ASYNC,
@@ -120,7 +120,7 @@ MUTATIONS = [
     # --- DWA ------------------------------------------------------------------------------
     m(
         "dwa_lam_max_ignored",
-        "dl/sim/dwa_engine.py",
+        "dl/rules/dwa.py",
         "jnp.minimum(dspec.lam_max, aspec.alpha * s * r**dspec.nu)",
         "jnp.minimum(1e9, aspec.alpha * s * r**dspec.nu)",
         DWA,
@@ -128,7 +128,7 @@ MUTATIONS = [
     ),
     m(
         "dwa_nu_ignored",
-        "dl/sim/dwa_engine.py",
+        "dl/rules/dwa.py",
         "aspec.alpha * s * r**dspec.nu",
         "aspec.alpha * s * r",
         DWA,
@@ -136,7 +136,7 @@ MUTATIONS = [
     ),
     m(
         "dwa_age_cap_ignored",
-        "dl/sim/dwa_engine.py",
+        "dl/rules/dwa.py",
         "a_y = jnp.minimum(a_y, a_s + dspec.age_cap_steps)",
         "a_y = a_y",
         DWA,
@@ -145,7 +145,7 @@ MUTATIONS = [
     # --- gossip ---------------------------------------------------------------------------
     m(
         "age_rule_min",
-        "dl/algorithms/gossip_merge.py",
+        "dl/rules/gossip_merge.py",
         "return jnp.maximum(a_l, a_r)",
         "return jnp.minimum(a_l, a_r)",
         GOSSIP,
@@ -153,7 +153,7 @@ MUTATIONS = [
     ),
     m(
         "weighted_age_swapped",
-        "dl/algorithms/gossip_merge.py",
+        "dl/rules/gossip_merge.py",
         "return (1.0 - w) * a_l + w * a_r",
         "return w * a_l + (1.0 - w) * a_r",
         GOSSIP,
@@ -161,7 +161,7 @@ MUTATIONS = [
     ),
     m(
         "limited_merge_off",
-        "dl/algorithms/gossip_merge.py",
+        "dl/rules/gossip_merge.py",
         "w = jnp.where(a_l > a_r + spec.limit, 0.0, jnp.where(a_r > a_l + spec.limit, 1.0, w))",
         "w = w",
         GOSSIP,
@@ -169,7 +169,7 @@ MUTATIONS = [
     ),
     m(
         "no_merge_merges",
-        "dl/algorithms/gossip_merge.py",
+        "dl/rules/gossip_merge.py",
         'if spec.rule == "none":\n        return jnp.ones_like(w)',
         'if spec.rule == "none":\n        return w',
         GOSSIP,
@@ -177,7 +177,7 @@ MUTATIONS = [
     ),
     m(
         "subsample_mask_ignored",
-        "dl/algorithms/gossip_merge.py",
+        "dl/rules/gossip_merge.py",
         "return out if m is None else jnp.where(m, out, a)",
         "return out",
         GOSSIP,
@@ -185,7 +185,7 @@ MUTATIONS = [
     ),
     m(
         "token_proactive_shift",
-        "dl/algorithms/token_account.py",
+        "dl/rules/token_account.py",
         "mid = (a - big_a + 1.0) / (c - big_a + 1.0)",
         "mid = (a - big_a) / (c - big_a + 1.0)",
         GOSSIP,
@@ -193,7 +193,7 @@ MUTATIONS = [
     ),
     m(
         "token_reactive_capacity",
-        "dl/algorithms/token_account.py",
+        "dl/rules/token_account.py",
         "x = jnp.maximum(a, 0.0) / spec.reactivity",
         "x = jnp.maximum(a, 0.0) / spec.capacity",
         GOSSIP,
@@ -202,7 +202,7 @@ MUTATIONS = [
     # --- FedAvg, energy -------------------------------------------------------------------
     m(
         "fedavg_fastest_not_kth",
-        "dl/algorithms/fedavg.py",
+        "dl/engine/rounds.py",
         "n_ok > 0, jnp.max(jnp.where(chosen_ok, chosen_t, 0.0)), spec.idle_wait_s",
         "n_ok > 0, jnp.min(jnp.where(chosen_ok, chosen_t, jnp.inf)), spec.idle_wait_s",
         FEDAVG,
@@ -210,7 +210,7 @@ MUTATIONS = [
     ),
     m(
         "fedavg_no_overcommit",
-        "dl/algorithms/fedavg.py",
+        "dl/engine/rounds.py",
         "s = min(n, math.ceil(spec.overcommit * k - 1e-9))",
         "s = min(n, k)",
         FEDAVG,
@@ -218,7 +218,7 @@ MUTATIONS = [
     ),
     m(
         "wifi_alpha_up",
-        "dl/energy.py",
+        "dl/devices/energy.py",
         "WIFI = RadioModel(alpha_up=283.17,",
         "WIFI = RadioModel(alpha_up=283.71,",
         ENERGY,
@@ -227,7 +227,7 @@ MUTATIONS = [
     # --- semantic fixes of issue 11 (each must stay fixed) -------------------------------
     m(
         "gossip_merge_at_send",
-        "dl/sim/gossip_engine.py",
+        "dl/engine/gossip_clock.py",
         "due_b, due_n = buf.valid & (buf.arrive < t1), msgs.valid & (msgs.arrive < t1)",
         "due_b, due_n = buf.valid, msgs.valid",
         GOSSIP,
@@ -235,7 +235,7 @@ MUTATIONS = [
     ),
     m(
         "gossip_receiver_offline_ignored",
-        "dl/sim/gossip_engine.py",
+        "dl/engine/gossip_clock.py",
         "& online_during(rows(env.nodes, r), ts, arrive)",
         "",
         GOSSIP,
@@ -243,7 +243,7 @@ MUTATIONS = [
     ),
     m(
         "peer_seed_ignored",
-        "dl/sim/gossip_engine.py",
+        "dl/engine/gossip_clock.py",
         "make_peer_sampler(spec.topology, n, spec.degree, spec.seed)",
         "make_peer_sampler(spec.topology, n, spec.degree, 0)",
         GOSSIP + TOPO,
@@ -251,7 +251,7 @@ MUTATIONS = [
     ),
     m(
         "fedavg_upload_time_uncompressed",
-        "dl/algorithms/fedavg.py",
+        "dl/engine/rounds.py",
         "t_client = t_client - (1.0 - spec.upload_frac) * energy.t_up",
         "t_client = t_client",
         FEDAVG,
@@ -259,7 +259,7 @@ MUTATIONS = [
     ),
     m(
         "staleness_mean_from_clipped_hist",
-        "dl/algorithms/async_server.py",
+        "dl/engine/async_server.py",
         "stale_sum = st.stale_sum + jnp.where(take, k, 0)",
         "stale_sum = st.stale_sum + jnp.where(take, jnp.clip(k, 0, spec.hist_bins - 1), 0)",
         ASYNC,
@@ -267,7 +267,7 @@ MUTATIONS = [
     ),
     m(
         "periodic_phase_ignored",
-        "dl/sim/server.py",
+        "dl/devices/server.py",
         'phase = float(cfg.get("phase_s", 0.0)) % period',
         "phase = 0.0",
         SERVER,
@@ -276,7 +276,7 @@ MUTATIONS = [
     # --- fixes found by the golden tests ---------------------------------------------------
     m(
         "lost_upload_not_trained",
-        "dl/sim/async_engine.py",
+        "dl/engine/async_clock.py",
         "finished.any(), work,",
         "reach.any(), work,",
         DWA,
@@ -284,7 +284,7 @@ MUTATIONS = [
     ),
     m(
         "dropped_upload_ages_server",
-        "dl/sim/dwa_engine.py",
+        "dl/engine/hybrid.py",
         'jnp.where(info["taken"], new_age, 0.0)',
         'jnp.where(info["reach"], new_age, 0.0)',
         DWA,
@@ -292,7 +292,7 @@ MUTATIONS = [
     ),
     m(
         "nan_upload_leaks",
-        "dl/algorithms/async_server.py",
+        "dl/rules/fedasync.py",
         "lambda x, y: jnp.where(take, (1.0 - a) * x + a * y, x), st.params, model",
         "lambda x, y: (1.0 - a) * x + a * y, st.params, model",
         ASYNC,
@@ -300,7 +300,7 @@ MUTATIONS = [
     ),
     m(
         "gossip_message_energy_scales_tail",
-        "dl/sim/energy_env.py",
+        "dl/devices/energy_env.py",
         "e_down_j=(self.e_down_j - b) * frac + b,",
         "e_down_j=self.e_down_j * frac,",
         ENERGY,

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.async_server import AsyncServerSpec
-from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
+from dl.engine.async_clock import AsyncEnv, EngineSpec, init_async, make_async_chunk
+from dl.engine.async_server import AsyncServerSpec
 from dl.traces.availability import from_transitions
 
 D, C_OUT, M = 3, 2, 6
@@ -28,7 +28,7 @@ def availability(n, offline_at=None):
 
 
 def make_env(n=4, t_comp=10.0, offline_at=None, server=None):
-    from dl.sim.server import build_server
+    from dl.devices.server import build_server
 
     rng = np.random.default_rng(0)
     f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731

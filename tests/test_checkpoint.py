@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dl.checkpoint import Checkpointer
+from dl.io.checkpoint import Checkpointer
 
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
 BASE = [
@@ -97,7 +97,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 def test_stop_signals_status():
     import signal
 
-    from dl.checkpoint import StopSignals
+    from dl.io.checkpoint import StopSignals
 
     s = StopSignals()
     assert s.status() == {"status": "completed"}

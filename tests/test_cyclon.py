@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dl.errors import ConfigError
-from dl.sim import cyclon as cy
+from dl.network import cyclon as cy
 
 N, C, ELL = 600, 20, 5  # one shape for all tests: few compilations
 

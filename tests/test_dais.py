@@ -20,21 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.fedavg import (
-    FedAvgSpec,
-    NodeEnv,
-    fixed_count_masks,
-    init_fedavg,
-    make_fedavg_chunk,
-    sent_count,
-    sparse_mean_delta,
-)
+from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
 from dl.data.tabular import _standardize
+from dl.devices.energy_env import make_energy_env
+from dl.devices.profiles import constant_profiles
+from dl.engine.gossip_clock import GossipSpec, message_bits
+from dl.engine.rounds import NodeEnv
 from dl.errors import ConfigError
 from dl.models import init_params, make_model
-from dl.sim.energy_env import make_energy_env
-from dl.sim.gossip_engine import GossipSpec, message_bits
-from dl.sim.profiles import constant_profiles
+from dl.rules.fedavg import fixed_count_masks, sent_count, sparse_mean_delta
 from dl.train.local import LocalTrainSpec, make_node_train
 from dl.train.loss import xent_and_correct
 

@@ -5,7 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.energy import LTE, PRESETS, THREE_G, WIFI, compute_energy_j, kbps_to_mbps, radio_energy_j
+from dl.devices.energy import (
+    LTE,
+    PRESETS,
+    THREE_G,
+    WIFI,
+    compute_energy_j,
+    kbps_to_mbps,
+    radio_energy_j,
+)
 
 MB = 8e6  # bits in 1 MB
 

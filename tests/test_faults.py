@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dl.checkpoint import Checkpointer
 from dl.errors import ConfigError
+from dl.io.checkpoint import Checkpointer
 from dl.resume_config import parse_overrides, precheck
 
 ENV = {**os.environ, "WANDB_MODE": "disabled"}

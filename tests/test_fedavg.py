@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dl.algorithms.fedavg import FedAvgSpec, NodeEnv, init_fedavg, make_fedavg_chunk
-from dl.algorithms.server_opt import ServerOptSpec
+from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
+from dl.engine.rounds import NodeEnv
+from dl.rules.server_opt import ServerOptSpec
 from dl.train.local import LocalTrainSpec, make_node_train, node_keys
 
 N, M, D, C = 6, 8, 4, 3

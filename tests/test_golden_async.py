@@ -1,18 +1,18 @@
 """Golden tests of the server-side asynchronous rules (ALGORITHMS.md §2.1 FedAsync, §2.2 FedBuff;
-dl/algorithms/async_server.py, dl/algorithms/staleness.py) on 2-parameter models. Every
+dl/engine/async_server.py, dl/rules/staleness.py) on 2-parameter models. Every
 expected value is derived by hand in the comment next to it."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.async_server import (
+from dl.engine.async_server import (
     AsyncServerSpec,
     apply_arrivals,
     init_server,
     staleness_mean,
 )
-from dl.algorithms.staleness import staleness_weight
+from dl.rules.staleness import staleness_weight
 
 
 def server(params, spec, version=0):

@@ -1,4 +1,4 @@
-"""Golden tests of DWA's server rule (ALGORITHMS.md §3.2, dl/sim/dwa_engine.py): the weight of
+"""Golden tests of DWA's server rule (ALGORITHMS.md §3.2, dl/engine/hybrid.py): the weight of
 an upload carrying gossip progress, `lam = min(lam_max, alpha * s(k) * r**nu)`, the upload
 itself and the adopt that follows it. Clean uploads go through the FedAsync rule
 (tests/test_golden_async.py; the server-always-up reduction is in tests/test_gossip_dwa.py).
@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.async_server import AsyncServerSpec
-from dl.sim.dwa_engine import DWASpec, adopt_server, unsynced_upload, upload_weight
+from dl.engine.async_server import AsyncServerSpec
+from dl.rules.dwa import DWASpec, adopt_server, unsynced_upload, upload_weight
 
 ASPEC = AsyncServerSpec(kind="fedasync", alpha=0.5, staleness="poly", stale_a=0.5)
 DSPEC = DWASpec(nu=2.0, lam_max=0.8, age_cap_steps=4.0)
@@ -114,10 +114,10 @@ def dwa_engine(aspec, off_node, off_times):
     """2 nodes (online from 0, flips at `off_times` for nodes `off_node`), concurrency 2, 1 s
     download + 10 s training + 1 s upload, H = 2; server down on [5, 20), upload_policy lost;
     gossip period 1e5 s. Returns (chunk, initial state, initial params)."""
-    from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async
-    from dl.sim.dwa_engine import init_dwa, make_dwa_chunk
-    from dl.sim.gossip_engine import GossipEnv, GossipSpec, gossip_capacity, init_gossip
-    from dl.sim.server import build_server
+    from dl.devices.server import build_server
+    from dl.engine.async_clock import AsyncEnv, EngineSpec, init_async
+    from dl.engine.gossip_clock import GossipEnv, GossipSpec, gossip_capacity, init_gossip
+    from dl.engine.hybrid import init_dwa, make_dwa_chunk
     from dl.traces.availability import from_transitions
     from dl.train.local import LocalTrainSpec
 

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.energy import LTE, THREE_G, WIFI, compute_energy_j, radio_energy_j
-from dl.sim.energy_env import make_energy_env
-from dl.sim.profiles import DeviceProfiles
+from dl.devices.energy import LTE, THREE_G, WIFI, compute_energy_j, radio_energy_j
+from dl.devices.energy_env import make_energy_env
+from dl.devices.profiles import DeviceProfiles
 
 # Huang, Qian, Gerber, Mao, Sen, Spatscheck, "A Close Examination of Performance and Power
 # Characteristics of 4G LTE Networks", MobiSys 2012, power model table (mW/Mbps, mW) and LTE

@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.fedavg import FedAvgSpec, NodeEnv, init_fedavg, make_fedavg_chunk
-from dl.algorithms.server_opt import ServerOptSpec
-from dl.sim.energy_env import EnergyEnv, make_energy_env
-from dl.sim.profiles import DeviceProfiles
+from dl.algorithms.fedavg import FedAvgSpec, init_fedavg, make_fedavg_chunk
+from dl.devices.energy_env import EnergyEnv, make_energy_env
+from dl.devices.profiles import DeviceProfiles
+from dl.engine.rounds import NodeEnv
+from dl.rules.server_opt import ServerOptSpec
 from dl.train.local import LocalTrainSpec
 
 TRAIN = LocalTrainSpec(batch_size=1, local_steps=1, lr=0.5)  # one step at eta = 0.5

@@ -13,15 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
-from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
-from dl.sim.gossip_engine import (
+from dl.engine.gossip_clock import (
     GossipEnv,
     GossipSpec,
     gossip_capacity,
     init_gossip,
     make_gossip_quantum,
 )
+from dl.rules.gossip_merge import MergeSpec, merge_weight, merged_age, mix
+from dl.rules.token_account import TokenSpec, proactive_prob, reactive_count
 from dl.traces.availability import from_transitions
 from dl.train.local import LocalTrainSpec
 

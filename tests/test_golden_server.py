@@ -1,5 +1,5 @@
-"""Golden tests of the server-availability scenarios (dl/sim/server.py) and of what happens to
-uploads that reach a down server (`server.upload_policy`, dl/sim/async_engine.py). Expected
+"""Golden tests of the server-availability scenarios (dl/devices/server.py) and of what happens to
+uploads that reach a down server (`server.upload_policy`, dl/engine/async_clock.py). Expected
 values are derived by hand in the comments."""
 
 import jax
@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.algorithms.async_server import AsyncServerSpec
-from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk, server_up
-from dl.sim.server import build_server
+from dl.devices.server import build_server
+from dl.engine.async_clock import AsyncEnv, EngineSpec, init_async, make_async_chunk, server_up
+from dl.engine.async_server import AsyncServerSpec
 from dl.traces.availability import from_transitions
 from dl.train.local import LocalTrainSpec
 

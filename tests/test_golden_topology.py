@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.overlay.partners import delivered
-from dl.sim import cyclon as cy
-from dl.sim.peers import _perm_neighbours, make_peer_sampler
+from dl.network import cyclon as cy
+from dl.network.partners import delivered
+from dl.network.peers import _perm_neighbours, make_peer_sampler
 
 
 @partial(jax.jit, static_argnums=(1, 2))

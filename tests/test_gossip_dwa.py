@@ -6,18 +6,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.algorithms.async_server import AsyncServerSpec
-from dl.algorithms.gossip_merge import MergeSpec, merge_weight, merged_age, mix
-from dl.sim.async_engine import AsyncEnv, EngineSpec, init_async, make_async_chunk
-from dl.sim.dwa_engine import DWASpec, init_dwa, make_dwa_chunk
-from dl.sim.gossip_engine import (
+from dl.devices.server import build_server
+from dl.engine.async_clock import AsyncEnv, EngineSpec, init_async, make_async_chunk
+from dl.engine.async_server import AsyncServerSpec
+from dl.engine.gossip_clock import (
     GossipEnv,
     GossipSpec,
     gossip_capacity,
     init_gossip,
     make_gossip_chunk,
 )
-from dl.sim.server import build_server
+from dl.engine.hybrid import init_dwa, make_dwa_chunk
+from dl.rules.dwa import DWASpec
+from dl.rules.gossip_merge import MergeSpec, merge_weight, merged_age, mix
 from dl.traces.availability import from_transitions
 from dl.train.local import LocalTrainSpec
 
@@ -142,7 +143,7 @@ def test_server_catches_up_after_an_outage():
 
 
 def test_token_account_functions_golden():
-    from dl.algorithms.token_account import TokenSpec, proactive_prob, reactive_count
+    from dl.rules.token_account import TokenSpec, proactive_prob, reactive_count
 
     spec = TokenSpec(flow="randomized", capacity=20.0, reactivity=10.0)
     a = jnp.array([0.0, 8.0, 9.0, 15.0, 20.0, 21.0])
@@ -155,7 +156,7 @@ def test_token_account_functions_golden():
 
 
 def test_token_account_bursts_and_bounded_balance():
-    from dl.algorithms.token_account import TokenSpec
+    from dl.rules.token_account import TokenSpec
 
     _, genv = envs()
     tok = TokenSpec(flow="randomized", capacity=6.0, reactivity=3.0, max_reactive=2)

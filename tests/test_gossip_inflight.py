@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.runners import _gossip_parts
-from dl.sim.gossip_engine import (
+from dl.engine.gossip_clock import (
     GossipEnv,
     GossipSpec,
     gossip_capacity,
     init_gossip,
     make_gossip_quantum,
 )
+from dl.runners import _gossip_parts
 from dl.traces.availability import from_transitions
 from dl.train.local import LocalTrainSpec
 
@@ -166,7 +166,7 @@ def test_capacity_bound_and_explicit_cap_overflow_is_counted():
     genv = env([1.0, 1.0], [1.0, 1.0])  # T = 3.5 s for both senders
     # proactive: ceil(3.5 / 10) = 1 per node; reactive (R = 2): 2 * floor(3.5 / 1) = 6 per node
     assert gossip_capacity(SPEC, genv, MBYTES) == 2
-    from dl.algorithms.token_account import TokenSpec
+    from dl.rules.token_account import TokenSpec
 
     tok = GossipSpec(period_s=10.0, quantum_s=1.0, token=TokenSpec(flow="randomized"))
     assert gossip_capacity(tok, genv, MBYTES) == 2 * (1 + 6)

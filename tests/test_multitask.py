@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from dl.errors import ConfigError
 from dl.overlay import choice as ch
 from dl.overlay.assignment import task_availability
-from dl.overlay.sim import OverlaySpec, run_overlay
+from dl.overlay.evolve import OverlaySpec, run_overlay
 from dl.overlay.tasks import complete_spec, make_table
 from dl.run import CONF_DIR
 from dl.simulate import simulate

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dl.errors import ConfigError
+from dl.network.partners import uniform_partners
 from dl.overlay import dissemination as dis
-from dl.overlay.partners import uniform_partners
 
 N = 1000
 RUNS = 100

@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dl.errors import ConfigError, DataError
-from dl.sim.profiles import (
+from dl.devices.profiles import (
     FLASH_DIR,
     constant_profiles,
     flash_profiles,
@@ -15,6 +14,7 @@ from dl.sim.profiles import (
     reachable_models,
     skiptrain_power_w,
 )
+from dl.errors import ConfigError, DataError
 
 needs_data = pytest.mark.needs_data(FLASH_DIR)  # tests/conftest.py: skip, or fail in CI
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl.sim.timing import client_time_s, comm_time_s, compute_time_s, kbit_to_bits, model_kbit
+from dl.devices.timing import client_time_s, comm_time_s, compute_time_s, kbit_to_bits, model_kbit
 
 
 def test_worked_example_compute():

@@ -50,6 +50,7 @@ from jax._src.lax import lax as _lax_internal
 from jax._src.lax import slicing as _slicing
 
 from dl.errors import ConfigError
+from dl.network.partners import delivered, online_index, uniform_partners
 from dl.overlay.counting import (
     count_cols,
     count_rows,
@@ -58,7 +59,6 @@ from dl.overlay.counting import (
     popcount_rows,
     unpack_bits,
 )
-from dl.overlay.partners import delivered, online_index, uniform_partners
 
 MODES = ("push", "pull", "push_pull", "rumor")
 _ALL = jnp.uint32(0xFFFFFFFF)

@@ -17,9 +17,9 @@ import numpy as np
 from flax import struct
 from jax import Array
 
+from dl.devices.energy_env import make_energy_env
+from dl.devices.profiles import DeviceProfiles
 from dl.errors import ConfigError
-from dl.sim.energy_env import make_energy_env
-from dl.sim.profiles import DeviceProfiles
 
 SPEC_DEFAULTS: dict[str, Any] = {
     "engineer": 0,  # engineer id (several tasks may share one)

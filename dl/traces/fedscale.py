@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from dl.data.root import load_npz
+from dl.devices.profiles import DEFAULT_POWER_W, DeviceProfiles, make_profiles
 from dl.errors import ConfigError, DataError
-from dl.sim.profiles import DEFAULT_POWER_W, DeviceProfiles, make_profiles
 from dl.traces.availability import Availability, from_transitions
 
 BEHAVE_FORMAT = "dl-fedscale-behave-v1"

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from dl.data.root import load_npz
+from dl.devices.profiles import data_file
 from dl.errors import ConfigError, DataError
-from dl.sim.profiles import data_file
 from dl.traces.availability import Availability, from_states
 
 FOLDER = "stunner_smartphone_availability"

@@ -13,7 +13,7 @@ short (a fraction of a second at about 120 mW) and is taken as 0, as in ALGORITH
     E_radio = (alpha_u r_u + beta) t_up + (alpha_d r_d + beta) t_down
               + bursts * (tail_s * tail_mw + promo_s * promo_mw),   t = bits / (r * 1e6)
 
-in mJ (mW x s), returned in J. Compute: `E = power_w * t_comp_s` (t_comp from dl.sim.timing).
+in mJ (mW x s), returned in J. Compute: `E = power_w * t_comp_s` (t_comp from dl.devices.timing).
 Worked numbers (1 MB = 8 Mbit): WiFi up 3.33 J @ 1 Mbps, 2.48 @ 5, 2.37 @ 10; WiFi down 1.31 J @ 5,
 1.15 @ 20; LTE up 13.8 J @ 1, 5.57 @ 5; LTE down 0.93 J @ 20 (+12.3 J tail per burst).
 

@@ -1,7 +1,7 @@
 """Per-node session times and joules, precomputed once from device profiles and the radio model.
 
 Training energy = power_w x t_comp (ALGORITHMS.md §5, t_comp from the FedScale time model §4.3);
-radio energy per model transfer from Huang et al. (MobiSys 2012) via `dl.energy`, one burst
+radio energy per model transfer from Huang et al. (MobiSys 2012) via `dl.devices.energy`, one burst
 (tail + promotion) per transfer. Server energy is not part of these per-node figures.
 
 The figures are for moving the full model each way; `upload_scaled(s)` gives those of an upload
@@ -15,10 +15,10 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from dl.energy import PRESETS, kbps_to_mbps, radio_energy_j
+from dl.devices.energy import PRESETS, kbps_to_mbps, radio_energy_j
+from dl.devices.profiles import DeviceProfiles
+from dl.devices.timing import comm_time_s, compute_time_s
 from dl.errors import ConfigError
-from dl.sim.profiles import DeviceProfiles
-from dl.sim.timing import comm_time_s, compute_time_s
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 TOCS 2007; the default of Hegedűs et al.). `kregular`: a fixed random overlay in which every
 node has exactly k distinct out-neighbours other than itself and exactly k in-neighbours; a node
 picks one neighbour uniformly, online or not (the message is then lost: the caller checks both
-ends, `dl.overlay.partners.delivered`); offline senders get a neighbour too, never -1.
+ends, `dl.network.partners.delivered`); offline senders get a neighbour too, never -1.
 `kregular_dynamic`: the same kind of overlay redrawn every quantum (peer sampling with fresh
 views).
 
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from dl.errors import ConfigError
-from dl.overlay.partners import uniform_below, uniform_partners
+from dl.network.partners import uniform_below, uniform_partners
 
 TOPOLOGIES = ("uniform", "kregular", "kregular_dynamic")
 

@@ -1,6 +1,6 @@
 """Gossip-learning state, spec and environment (Hegedűs et al., DAIS 2019 / JPDC 2021): the
-named pytrees the engine (`dl.sim.gossip_engine`) steps, and the host-side sizing of the
-in-flight buffer (`dl.sim.inflight`)."""
+named pytrees the engine (`dl.engine.gossip_clock`) steps, and the host-side sizing of the
+in-flight buffer (`dl.engine.inflight`)."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dl.algorithms.gossip_merge import MergeSpec
-from dl.algorithms.token_account import TokenSpec
+from dl.devices.energy_env import TRAFFIC_COUNTERS
+from dl.engine.inflight import InFlight, empty_inflight, inflight_bound
 from dl.errors import ConfigError
-from dl.sim.cyclon import init_cyclon
-from dl.sim.energy_env import TRAFFIC_COUNTERS
-from dl.sim.inflight import InFlight, empty_inflight, inflight_bound
+from dl.network.cyclon import init_cyclon
+from dl.rules.gossip_merge import MergeSpec
+from dl.rules.token_account import TokenSpec
 from dl.traces.availability import Availability
 
 COUNTERS = TRAFFIC_COUNTERS + (

@@ -4,7 +4,7 @@ Every node holds a model and its age (SGD steps along its lineage). Every `perio
 start at a random offset in [0, period)) an online node sends (model, age) to a peer from the
 peer sampler. A message takes `bits / min(up, down)` seconds on the wire and is merged when it
 *arrives*, carrying the sender's model, age, partition and coordinate mask as they were at send
-time (`dl.sim.inflight`); it is lost if the sender or the receiver is not online throughout
+time (`dl.engine.inflight`); it is lost if the sender or the receiver is not online throughout
 [send, arrival] (DESIGN.md §Semantics 3: "lost if the sender or the receiver goes offline
 before then"), or if the receiver is not `eligible` when it arrives. An idle receiver merges the
 message (`gossip_merge`) and starts training on its own data; a training node keeps only the
@@ -35,11 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.algorithms.gossip_merge import merge_weight, merged_age, mix
-from dl.algorithms.token_account import proactive_prob, reactive_count
-from dl.errors import ConfigError
-from dl.sim.cyclon import cyclon_sample, cyclon_shuffle
-from dl.sim.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
+from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
     COUNTERS,
     GossipEnv,
     GossipSpec,
@@ -48,8 +44,12 @@ from dl.sim.gossip_state import (  # noqa: F401 (re-exported: the engine's publi
     init_gossip,
     message_bits,
 )
-from dl.sim.inflight import InFlight, capacity_of, grow, store_all
-from dl.sim.peers import make_peer_sampler
+from dl.engine.inflight import InFlight, capacity_of, grow, store_all
+from dl.errors import ConfigError
+from dl.network.cyclon import cyclon_sample, cyclon_shuffle
+from dl.network.peers import make_peer_sampler
+from dl.rules.gossip_merge import merge_weight, merged_age, mix
+from dl.rules.token_account import proactive_prob, reactive_count
 from dl.traces.availability import Availability, is_online, next_transition, online_during
 from dl.train.local import LocalTrainSpec, make_batch_train
 

@@ -1,10 +1,8 @@
-"""Server-side asynchronous aggregation of a batch of arrivals, applied strictly in arrival order.
+"""The asynchronous server: a batch of arrivals applied strictly in arrival order.
 
-FedAsync (Xie et al. 2020): on each upload y from version tau, with staleness k = t - tau,
-`alpha_t = alpha * s(k)`, `x <- (1 - alpha_t) x + alpha_t y`, t <- t + 1.
-FedBuff (Nguyen et al. 2022): the client delta `d = w_tau - y` is added to a buffer with weight
-s(k); after K buffered updates `w <- w - eta_g * buffer / K`, t <- t + 1, buffer <- 0.
-Uploads with k > max_staleness are dropped (FedScale `async_aggregator.py`).
+Each upload's staleness k = version - tau is weighed by s(k) (`dl.rules.staleness`), uploads with
+k > max_staleness are dropped (FedScale `async_aggregator.py`), and the accepted ones go to the
+server rule named by `kind` (`dl.rules.fedasync`, `dl.rules.fedbuff`).
 
 The arrivals of one quantum are applied with a `lax.scan` in (time, node id) order, so several
 arrivals in one quantum give bit for bit what one-per-quantum processing gives.
@@ -17,8 +15,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dl.algorithms.staleness import check_staleness, staleness_weight
 from dl.errors import ConfigError
+from dl.rules.fedasync import fedasync_step
+from dl.rules.fedbuff import fedbuff_step
+from dl.rules.staleness import check_staleness, staleness_weight
+
+SERVER_RULES = {"fedasync": fedasync_step, "fedbuff": fedbuff_step}
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class AsyncServerSpec:
     hist_bins: int = 32  # staleness histogram bins (last bin collects >= hist_bins - 1)
 
     def validate(self) -> None:
-        if self.kind not in ("fedasync", "fedbuff"):
+        if self.kind not in SERVER_RULES:
             raise ConfigError(f"unknown async server kind '{self.kind}' (fedasync, fedbuff)")
         check_staleness(self.staleness, self.stale_a, self.stale_b)
         if not 0.0 < self.alpha <= 1.0:
@@ -95,34 +97,7 @@ def apply_arrivals(
         stale_sum = st.stale_sum + jnp.where(take, k, 0)
         dropped = st.stale_dropped + (good & ~fresh).astype(jnp.int32)
         applied = st.applied + take.astype(jnp.int32)
-        if spec.kind == "fedasync":
-            if with_params:
-                a = jnp.where(take, spec.alpha * s, 0.0)
-                params = jax.tree.map(  # where: a dropped NaN/inf upload must not leak in
-                    lambda x, y: jnp.where(take, (1.0 - a) * x + a * y, x), st.params, model
-                )
-                st = st.replace(params=params)
-            st = st.replace(version=st.version + take.astype(jnp.int32))
-        else:
-            count = st.buffered + take.astype(jnp.int32)
-            flush = count >= spec.buffer_k
-            params, buffer = st.params, st.buffer
-            if with_params:
-                w = jnp.where(take, s, 0.0)
-                buffer = jax.tree.map(
-                    lambda b, x0, y: jnp.where(take, b + w * (x0 - y), b), buffer, start, model
-                )
-                scale = spec.server_lr / spec.buffer_k
-                params = jax.tree.map(
-                    lambda x, b: jnp.where(flush, x - scale * b, x), params, buffer
-                )
-                buffer = jax.tree.map(lambda b: jnp.where(flush, jnp.zeros_like(b), b), buffer)
-            st = st.replace(
-                params=params,
-                buffer=buffer,
-                buffered=jnp.where(flush, 0, count),
-                version=st.version + flush.astype(jnp.int32),
-            )
+        st = SERVER_RULES[spec.kind](st, start, model, take, s, spec, with_params)
         return st.replace(
             applied=applied, stale_dropped=dropped, hist=hist, stale_sum=stale_sum
         ), take

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dl.sim.energy_env import TRAFFIC_COUNTERS
+from dl.devices.energy_env import TRAFFIC_COUNTERS
 
 
 @struct.dataclass

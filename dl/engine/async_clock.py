@@ -7,7 +7,7 @@ Time advances in quanta of `quantum_s`. In the quantum [t, t + q) the engine
 3. trains exactly the arriving nodes that finished (a fixed-capacity gather, `dl.train.local`),
    from the model each downloaded at dispatch, with a key derived from (seed, dispatch quantum,
    node id);
-4. applies their uploads to the server in order (`dl.algorithms.async_server`); an upload to a
+4. applies their uploads to the server in order (`dl.engine.async_server`); an upload to a
    down server is lost or retried next quantum (`upload_policy`);
 5. at t + q, if the server is up, refills free slots with online idle nodes drawn at random
    (FedBuff's max concurrency; FedScale `async_aggregator.py`), each due at
@@ -23,14 +23,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dl.algorithms.async_server import (
+from dl.engine.async_server import (
     AsyncServerSpec,
     ServerState,
     apply_arrivals,
     init_server,
 )
+from dl.engine.slots import Slots, empty_slots, zero_counters
 from dl.errors import ConfigError
-from dl.sim.slots import Slots, empty_slots, zero_counters
 from dl.traces.availability import Availability, is_online, next_transition
 from dl.train.local import LocalTrainSpec, make_batch_train
 

@@ -20,7 +20,7 @@ with ages; in a round every online node p
 `init_cyclon` starts from a random digraph in which each node has `c` distinct out-neighbours
 (a uniform c-subset of the others, Floyd's algorithm), ages 0. `cyclon_sample` is the peer
 sampler: a uniform entry of each online node's view. The entry may be offline (views are
-stale); the message is then lost, which the caller checks (`dl.overlay.partners.delivered`).
+stale); the message is then lost, which the caller checks (`dl.network.partners.delivered`).
 
 Rounds and conflicts. Two exchanges that touch the same node in parallel would rewrite the
 same slots, so a round is a short sequence of *steps*, each a set of node-disjoint exchanges
@@ -67,7 +67,7 @@ from flax import struct
 from jax import Array
 
 from dl.errors import ConfigError
-from dl.overlay.partners import _mulhi, online_index, uniform_below
+from dl.network.partners import _mulhi, online_index, uniform_below
 
 _BIG = jnp.iinfo(jnp.int32).max
 _GOLD = 0x9E3779B9  # odd constant (2**32 / golden ratio): distinct multiples mod 2**32
