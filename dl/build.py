@@ -15,7 +15,6 @@ from dl.devices.profiles import DeviceProfiles, constant_profiles, flash_profile
 from dl.engine.rounds import NodeEnv
 from dl.errors import ConfigError
 from dl.models import init_params, make_model, model_bytes
-from dl.rules.server_opt import ServerOptSpec
 from dl.sharding import make_mesh, padded_nodes, shard_nodes, silence_padding
 from dl.traces.availability import Availability, is_online, online_during
 from dl.traces.fedscale import build_fedscale
@@ -59,6 +58,12 @@ def build_profiles(cfg: dict, n: int, root) -> DeviceProfiles:
     raise ConfigError(f"unknown trace.profiles.kind '{kind}' (choose from: constant, flash)")
 
 
+def horizon_s(cfg: dict) -> float:
+    """Virtual seconds of availability and server timelines: the run plus a day, since
+    sessions (and server states) started during the run may end after it."""
+    return float(cfg["sim"]["duration_s"]) + 86400.0
+
+
 AVAILABILITY = ("always", "stunner", "bernoulli", "diurnal", "fedscale")
 
 
@@ -66,7 +71,7 @@ def build_availability(cfg: dict, n: int, root) -> Availability:
     """Node availability over the whole run (config `trace.availability` + its options)."""
     tr = cfg["trace"]
     kind = tr.get("availability", "always")
-    horizon = float(cfg["sim"]["duration_s"]) + 86400.0  # sessions may end after the run
+    horizon = horizon_s(cfg)
     seed = int(cfg["seed"])
     opts = dict(tr.get("availability_options") or {})
     try:
@@ -177,7 +182,3 @@ def with_availability(b: Built, av: Availability) -> Built:
     """`b` running on another availability timeline (same nodes, data, devices)."""
     av, timeline = node_timeline(av, b.n_real, b.mesh, int(b.env.counts.shape[0]))
     return replace(b, availability=av, env=replace(b.env, **timeline))
-
-
-def server_opt_spec(alg: dict) -> ServerOptSpec:
-    return _spec(ServerOptSpec, alg.get("server_opt") or {}, "algorithm.server_opt")

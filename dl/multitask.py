@@ -26,7 +26,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.build import Built, build, build_availability, build_profiles, with_availability
+from dl import rng
+from dl.algorithms.base import Runner, make_runner
+from dl.build import (
+    Built,
+    build,
+    build_availability,
+    build_profiles,
+    horizon_s,
+    with_availability,
+)
 from dl.data.root import resolve_data_root
 from dl.errors import ConfigError
 from dl.models.flops import model_flops_per_example
@@ -34,7 +43,6 @@ from dl.overlay import choice as ch
 from dl.overlay.assignment import split_availability
 from dl.overlay.evolve import OverlayResult, run_overlay, spec_from_config
 from dl.overlay.tasks import complete_spec, make_table, session_cost
-from dl.runners import Runner, make_runner
 from dl.sharding import shard_nodes
 from dl.train.evaluate import make_evaluate
 from dl.train.mapping import resolve_strategy
@@ -128,7 +136,7 @@ def setup(cfg: dict) -> tuple[list[str], list[TaskRun], OverlayResult, dict]:
         e_cols.append(j)
     table = make_table(names, specs)
     ospec, params, res = spec_from_config(cfg.get("discovery"))
-    key = jax.random.fold_in(jax.random.key(int(cfg["seed"])), 5)
+    key = rng.key(cfg["seed"], rng.OVERLAY)
     k_res, k_ov = jax.random.split(key)
     mem, budget = ch.node_resources(
         k_res, n, list(res.get("memory_mb", [512.0])), tuple(res.get("budget_j", (1e3, 1e3)))
@@ -137,8 +145,7 @@ def setup(cfg: dict) -> tuple[list[str], list[TaskRun], OverlayResult, dict]:
     feasible = ch.static_feasible(mem, table.memory_mb, t_sess, table.deadline_s, e_sess, budget)
     rounds = math.ceil(float(sim["duration_s"]) / ospec.period_s) + 1
     ov = run_overlay(k_ov, ospec, table, trace_av, rounds, feasible, e_sess, params)
-    horizon = float(sim["duration_s"]) + 86400.0
-    avs = split_availability(trace_av, ov.assign, ov.period_s, len(names), horizon)
+    avs = split_availability(trace_av, ov.assign, ov.period_s, len(names), horizon_s(cfg))
     for r in runs:
         r.built = with_availability(r.built, avs[r.index])
     info = {
@@ -181,4 +188,4 @@ def start(runs: list[TaskRun], cfg: dict) -> None:
         if r.runner.node_params is not None:
             r.node_eval = _node_sampler(r.evaluate, int(sim.get("eval_nodes", 10)))
         r.state = shard_nodes(r.runner.init, b.mesh, int(b.env.counts.shape[0]))
-        r.key = jax.random.fold_in(jax.random.key(int(cfg["seed"])), 1000 + r.index)
+        r.key = rng.key(cfg["seed"], rng.TASK_BASE + r.index)

@@ -11,15 +11,17 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from dl.algorithms.base import get_algorithm
 from dl.build import build
 from dl.config_schema import validate
 from dl.errors import ConfigError, DLError
 from dl.io.checkpoint import Checkpointer, StopSignals
 from dl.io.metrics import MetricsLogger
-from dl.runners import ALGORITHMS, make_runner
+from dl.loop import Lane, Schedule, run_loop
 from dl.sharding import barrier, is_writer, shard_nodes
+from dl.simulate_multi import simulate_multitask
 from dl.traces.availability import is_online
-from dl.train.evaluate import make_evaluate, make_node_eval, model_metrics
+from dl.train.evaluate import make_evaluate, make_node_eval
 from dl.train.mapping import resolve_strategy
 
 
@@ -32,36 +34,29 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     """
     validate(cfg)
     if cfg.get("tasks"):
-        from dl.simulate_multi import simulate_multitask
-
         return simulate_multitask(cfg, Path(run_dir))
     sim = cfg["sim"]
-    duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
-    if duration <= 0 or every <= 0:
-        raise ConfigError("sim.duration_s and sim.eval_every_s must be > 0")
-    if cfg["algorithm"].get("name") not in ALGORITHMS:
-        options = ", ".join(ALGORITHMS)
-        raise ConfigError(f"unknown algorithm '{cfg['algorithm'].get('name')}' ({options})")
+    schedule = Schedule(float(sim["duration_s"]), float(sim["eval_every_s"]))
+    algorithm = get_algorithm(cfg["algorithm"].get("name"))
     b = build(cfg)
     strategy = resolve_strategy(
         sim["node_map"], cfg["task"]["model"], chunk=sim.get("node_map_chunk")
     )
-    runner = make_runner(cfg, b, strategy)
+    runner = algorithm.make(cfg, b, strategy)
     train = bool(sim.get("train", True))
     evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
     n = int(b.env.counts.shape[0])  # padded to a multiple of the device count
-    state = shard_nodes(runner.init, b.mesh, n)
-    key = jax.random.key(cfg["seed"])
     n_real = b.n_real
+    lane = Lane(runner, shard_nodes(runner.init, b.mesh, n), jax.random.key(cfg["seed"]))
+    lane.totals = {"bytes_up": 0.0, "bytes_down": 0.0, "energy_j": 0.0}
     frac = jax.jit(lambda t: is_online(b.availability, t)[:n_real].mean())
 
-    totals: dict[str, float] = {"bytes_up": 0.0, "bytes_down": 0.0, "energy_j": 0.0}
     run_dir, ckpt, resumed = open_checkpoints(cfg, Path(run_dir))
-    target, rows = every, 0
+    target, rows = schedule.every_s, 0
     if resumed:
-        state, host = ckpt.restore(state)
-        state = shard_nodes(state, b.mesh, n)
-        totals, target, rows = host["totals"], host["target"], host["rows"]
+        state, host = ckpt.restore(lane.state)
+        lane.state = shard_nodes(state, b.mesh, n)
+        lane.totals, target, rows = host["totals"], host["target"], host["rows"]
         if is_writer():
             truncate_lines(run_dir / "metrics.jsonl", rows)
         barrier("dl-restored")  # process 0 saves (and prunes) only after all have restored
@@ -74,18 +69,18 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     if runner.node_params is not None and train:
         node_eval = make_node_eval(evaluate, n_real, int(sim.get("eval_nodes", 10)), cfg["seed"])
 
-    def record() -> dict:
-        clock = runner.clock(state)
+    def record(now: float = 0.0) -> dict:
+        clock = lane.clock()
         row = {"virtual_time_s": clock}
         if train:
-            row |= model_metrics(runner, state, evaluate, node_eval)
+            row |= model_metrics(runner, lane.state, evaluate, node_eval)
             if not np.isfinite(row["test_loss"]):
                 raise DLError(
                     f"test loss became {row['test_loss']} at virtual time {clock:.0f} s "
                     "(diverged; lower task.train.lr)"
                 )
-        row |= runner.gauges(state)
-        row |= dict(totals)
+        row |= runner.gauges(lane.state)
+        row |= dict(lane.totals)
         row |= {
             "online_fraction": float(frac(jnp.float32(clock))),
             "num_nodes": n_real,
@@ -96,50 +91,40 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
         rows += 1
         return row
 
-    def drain() -> None:
-        nonlocal state
-        state, counts = runner.drain(state)
-        for k, v in counts.items():
-            totals[k] = totals.get(k, 0.0) + v
-        totals["energy_j"] = sum(totals.get(k, 0.0) for k in ENERGY_PARTS)
-
     bar = tqdm(
-        total=duration,
+        total=schedule.duration_s,
         desc=cfg.get("name", "sim"),
         disable=not sim["progress"],
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} virtual s "
         "[{elapsed}<{remaining}{postfix}]",
     )
+    shown = [min(lane.clock(), schedule.duration_s)]
+
+    def progress(now: float) -> None:
+        bar.update(min(now, schedule.duration_s) - shown[0])
+        shown[0] = min(now, schedule.duration_s)
+
+    def after_row(clock: float, row: dict, target: float) -> None:
+        if train:
+            bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", rnd=row["round"])
+        if ckpt is not None and (ckpt.due(clock) or stop.signum is not None):
+            host = {"totals": lane.totals, "target": target, "rows": rows, "clock": clock}
+            ckpt.save(rows, lane.state, host, clock)
+        if stop.signum is not None:
+            what = (
+                f"checkpoint saved; resume with resume={run_dir}"
+                if ckpt is not None
+                else "no checkpoint (ckpt.every_s is null)"
+            )
+            print(f"{stop.name}: stopped at virtual time {clock:.0f} s, {what}", file=sys.stderr)
+
     max_rounds = sim.get("max_rounds") or np.iinfo(np.int32).max
     summary: dict | None = None
     stop = StopSignals()
     try:
         stop.__enter__()
-        row = record() if not resumed else {"round": runner.gauges(state)["round"]}
-        while runner.clock(state) < duration and row["round"] < max_rounds:
-            before = runner.clock(state)
-            state = runner.chunk(state, key, min(target, duration))
-            drain()
-            while target <= runner.clock(state):
-                target += every
-            row = record()
-            bar.update(min(runner.clock(state), duration) - min(before, duration))
-            if train:
-                bar.set_postfix(acc=f"{row['test_accuracy']:.3f}", rnd=row["round"])
-            clock = runner.clock(state)
-            if ckpt is not None and (ckpt.due(clock) or stop.signum is not None):
-                host = {"totals": totals, "target": target, "rows": rows, "clock": clock}
-                ckpt.save(rows, state, host, clock)
-            if stop.signum is not None:
-                what = (
-                    f"checkpoint saved; resume with resume={run_dir}"
-                    if ckpt is not None
-                    else "no checkpoint (ckpt.every_s is null)"
-                )
-                print(
-                    f"{stop.name}: stopped at virtual time {clock:.0f} s, {what}", file=sys.stderr
-                )
-                break
+        row = record() if not resumed else {"round": runner.gauges(lane.state)["round"]}
+        row = run_loop([lane], schedule, record, row, target, stop, max_rounds, after_row, progress)
         summary = {
             **row,
             **stop.status(),
@@ -157,7 +142,18 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     return summary
 
 
-ENERGY_PARTS = ("energy_compute_j", "energy_radio_j")
+def model_metrics(runner, state, evaluate, node_eval, nodes: bool = True) -> dict:
+    """Test metrics of a runner's models: the node-model sample (when `node_eval` is set and
+    `nodes`) and the server model; `test_accuracy` / `test_loss` are the server's, or the node
+    mean for serverless algorithms."""
+    row: dict = {}
+    if node_eval is not None and nodes:
+        row |= node_eval(runner.node_params(state))
+    server = runner.params(state)
+    if server is not None:
+        acc, loss = evaluate(server)
+        return row | {"test_accuracy": float(acc), "test_loss": float(loss)}
+    return row | {"test_accuracy": row["node_accuracy_mean"], "test_loss": row["node_loss_mean"]}
 
 
 def open_checkpoints(cfg: dict, run_dir: Path) -> tuple[Path, Checkpointer | None, bool]:

@@ -14,12 +14,13 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from dl import rng
 from dl.errors import ConfigError, DLError
 from dl.io.checkpoint import StopSignals
 from dl.io.metrics import MetricsLogger, write_json_atomic
+from dl.loop import ENERGY_PARTS, Lane, Schedule, run_loop
 from dl.multitask import TaskRun, first_rounds, setup, start
 from dl.sharding import is_writer
-from dl.simulate import ENERGY_PARTS
 
 
 def _overlay_row(names, ov, first, r: int, n: int) -> dict:
@@ -66,9 +67,7 @@ def _task_row(t: TaskRun, first_col: np.ndarray, r: int, perm: np.ndarray, k: in
 def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
     """Runs the several-task config `cfg`; writes metrics.jsonl, overlay.json, summary.json."""
     sim = cfg["sim"]
-    duration, every = float(sim["duration_s"]), float(sim["eval_every_s"])
-    if duration <= 0 or every <= 0:
-        raise ConfigError("sim.duration_s and sim.eval_every_s must be > 0")
+    schedule = Schedule(float(sim["duration_s"]), float(sim["eval_every_s"]))
     if (cfg.get("ckpt") or {}).get("every_s") is not None or cfg.get("resume") not in (None, False):
         raise ConfigError(
             "ckpt.every_s / resume: several-task runs (a tasks: mapping) do not checkpoint"
@@ -79,9 +78,9 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
     setup_s = time.perf_counter() - t_wall
     n = int(sim["num_nodes"])
     first = first_rounds(ov.assign, len(names))
-    perm = np.random.default_rng([int(cfg["seed"]), 99]).permutation(n)
+    perm = rng.numpy_rng(cfg["seed"], rng.EVAL_NODES).permutation(n)
     k = int(sim.get("eval_nodes", 10))
-    totals = {t.name: {} for t in runs}
+    lanes = {t.name: Lane(t.runner, t.state, t.key) for t in runs}
     run_dir = Path(run_dir)
     logger = MetricsLogger(run_dir, cfg["logger"], cfg, cfg.get("name", "tasks"), write=is_writer())
     rows = 0
@@ -92,8 +91,9 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
         row = {"virtual_time_s": now} | _overlay_row(names, ov, first, r, n)
         energy = 0.0
         for t in runs:
+            t.state = lanes[t.name].state
             row |= _task_row(t, first[:, t.index], r, perm, k)
-            tot = totals[t.name]
+            tot = lanes[t.name].totals
             tot["energy_j"] = sum(tot.get(e, 0.0) for e in ENERGY_PARTS)
             row |= {f"{t.name}/{k_}": v for k_, v in tot.items()}
             energy += tot["energy_j"]
@@ -102,26 +102,32 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
         rows += 1
         return row
 
-    bar = tqdm(total=duration, desc=cfg.get("name", "tasks"), disable=not sim["progress"])
+    bar = tqdm(
+        total=schedule.duration_s, desc=cfg.get("name", "tasks"), disable=not sim["progress"]
+    )
+    shown = [0.0]
+
+    def progress(now: float) -> None:
+        bar.update(now - shown[0])
+        shown[0] = now
+
     summary = None
     signals = StopSignals()  # SIGTERM/SIGINT: stop after the current evaluation, flushing outputs
     try:
         signals.__enter__()
-        row, now, target = record(0.0), 0.0, every
-        while now < duration and signals.signum is None:
-            stop = min(target, duration)
-            for t in runs:
-                if t.runner.clock(t.state) < stop:
-                    t.state = t.runner.chunk(t.state, t.key, stop)
-                t.state, counts = t.runner.drain(t.state)
-                for c, v in counts.items():
-                    totals[t.name][c] = totals[t.name].get(c, 0.0) + v
-            bar.update(stop - now)
-            now = min(t.runner.clock(t.state) for t in runs) if runs else stop
-            now = max(now, stop)
-            while target <= now:
-                target += every
-            row = record(now)
+        row = run_loop(
+            list(lanes.values()),
+            schedule,
+            record,
+            record(0.0),
+            schedule.every_s,
+            signals,
+            progress=progress,
+            at_target=True,
+        )
+        now = row["virtual_time_s"]
+        for t in runs:
+            t.state = lanes[t.name].state
         summary = _summary(names, runs, ov, info, row, run_dir, setup_s)
         summary |= signals.status()
         if signals.signum is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dl.runners import quantum_clock
+from dl.algorithms.base import quantum_clock
 
 REPO = Path(__file__).resolve().parent.parent
 Q = 7.543859649  # the quantum fig_dais hit: 57 quanta are 430.0 in float32, not in float64

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl.algorithms.gossip import gossip_parts
 from dl.engine.gossip_clock import (
     GossipEnv,
     GossipSpec,
@@ -24,7 +25,6 @@ from dl.engine.gossip_clock import (
     init_gossip,
     make_gossip_quantum,
 )
-from dl.runners import _gossip_parts
 from dl.traces.availability import from_transitions
 from dl.train.local import LocalTrainSpec
 
@@ -216,5 +216,5 @@ def test_runner_passes_the_run_seed_to_the_gossip_spec():
         availability=genv.nodes,
     )
     for seed in (3, 7):
-        spec, _ = _gossip_parts({"sim": {}, "seed": seed}, {"name": "gossip"}, b)
+        spec, _ = gossip_parts({"sim": {}, "seed": seed}, {"name": "gossip"}, b)
         assert spec.seed == seed

@@ -9,7 +9,9 @@ Upload compression and the server rules (weighted, dais, jpdc): `dl.rules.fedavg
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 
+from dl.algorithms.base import Algorithm, Runner, pick
 from dl.engine.rounds import ENERGY_KEYS, NodeEnv, RoundsState, make_rounds_chunk
 from dl.errors import ConfigError
 from dl.rules.fedavg import SERVER_RULES, make_pseudo_gradient
@@ -61,3 +63,56 @@ def make_fedavg_chunk(
         make_pseudo_gradient(spec),
         make_server_optimizer(spec.server_opt),
     )
+
+
+def server_opt_spec(alg: dict) -> ServerOptSpec:
+    """The server optimizer of an `algorithm` config (`server_opt:`; FedAvg/FedAvgM/FedAdam)."""
+    try:
+        return ServerOptSpec(**(alg.get("server_opt") or {}))
+    except TypeError as e:
+        raise ConfigError(f"bad keys in algorithm.server_opt: {e}") from None
+
+
+def make_fedavg_runner(cfg: dict, b, strategy: str) -> Runner:
+    """FedAvg on the synchronous-rounds engine (server always up)."""
+    alg = dict(cfg["algorithm"])
+    if cfg["server"].get("kind", "always") != "always":
+        raise ConfigError("algorithm=fedavg supports only server=always (use fedasync/fedbuff)")
+    if not cfg["sim"].get("train", True):
+        raise ConfigError("sim.train=false (system-only mode) needs algorithm=fedasync/fedbuff")
+    spec = FedAvgSpec(
+        **pick(alg, FedAvgSpec, "algorithm (fedavg)", skip=("name", "server_opt")),
+        server_opt=server_opt_spec(alg),
+    )
+    chunk = make_fedavg_chunk(b.apply, b.train, spec, b.env, b.model_bytes, strategy)
+    max_rounds = cfg["sim"].get("max_rounds") or np.iinfo(np.int32).max
+
+    def run(st, key, t_stop):
+        left = max(0, max_rounds - int(st.round))
+        return chunk(st, key, jnp.float32(t_stop), jnp.int32(left))
+
+    def drain(st):
+        out = {"bytes_up": float(st.bytes_up), "bytes_down": float(st.bytes_down)}
+        out.update({k: float(v) for k, v in st.energy.items()})
+        z = jnp.zeros((), jnp.float32)
+        st = st.replace(bytes_up=z, bytes_down=z, energy={k: z for k in st.energy})
+        return st, out
+
+    def gauges(st):
+        return {
+            "round": int(st.round),
+            "train_loss": float(st.train_loss),
+            "clients_last_round": int(st.clients),
+        }
+
+    return Runner(
+        init_fedavg(b.params, spec),
+        run,
+        lambda st: float(st.clock),
+        lambda st: st.params,
+        drain,
+        gauges,
+    )
+
+
+ALGORITHM = Algorithm("fedavg", "rounds", make_fedavg_runner)

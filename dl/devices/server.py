@@ -12,6 +12,7 @@ back (`upload_policy: retry`), which makes them staler.
 import numpy as np
 
 from dl.errors import ConfigError
+from dl.rng import SERVER_TRACE, numpy_rng
 from dl.traces.availability import Availability, from_states
 
 KINDS = ("always", "never", "periodic", "markov", "intervals")
@@ -37,12 +38,12 @@ def build_server(cfg: dict, horizon_s: float, seed: int) -> Availability:
         up, down = float(cfg["mean_up_s"]), float(cfg["mean_down_s"])
         if up <= 0 or down <= 0:
             raise ConfigError("server.mean_up_s and server.mean_down_s must be > 0")
-        rng = np.random.default_rng([seed, 7919])
+        gen = numpy_rng(seed, SERVER_TRACE)
         t, state, times, states = 0.0, True, [], []
         while t < horizon_s:
             times.append(t)
             states.append(state)
-            t += rng.exponential(up if state else down)
+            t += gen.exponential(up if state else down)
             state = not state
         return _pack(np.array(times), np.array(states), horizon_s)
     if kind == "intervals":

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl import rng
 from dl.train.loss import xent_and_correct
 
 
@@ -47,7 +48,7 @@ def make_node_eval(evaluate, n: int, k: int, seed: int):
     and quantiles) and the consensus distance mean_i ||x_i - mean(x)||^2 over the first n
     (real, unpadded) nodes."""
     k = max(1, min(k, n))
-    idx = jnp.asarray(np.random.default_rng([seed, 99]).permutation(n)[:k])
+    idx = jnp.asarray(rng.numpy_rng(seed, rng.EVAL_NODES).permutation(n)[:k])
 
     @jax.jit
     def run(stacked):
@@ -73,17 +74,3 @@ def make_node_eval(evaluate, n: int, k: int, seed: int):
         }
 
     return node_eval
-
-
-def model_metrics(runner, state, evaluate, node_eval, nodes: bool = True) -> dict:
-    """Test metrics of a runner's models: the node-model sample (when `node_eval` is set and
-    `nodes`) and the server model; `test_accuracy` / `test_loss` are the server's, or the node
-    mean for serverless algorithms."""
-    row: dict = {}
-    if node_eval is not None and nodes:
-        row |= node_eval(runner.node_params(state))
-    server = runner.params(state)
-    if server is not None:
-        acc, loss = evaluate(server)
-        return row | {"test_accuracy": float(acc), "test_loss": float(loss)}
-    return row | {"test_accuracy": row["node_accuracy_mean"], "test_loss": row["node_loss_mean"]}
