@@ -7,7 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dl.data.datasets import Dataset, load_dataset
+from dl.data.dataset import Dataset
+from dl.data.datasets import load_dataset
 from dl.data.partition import NodeData, partition
 from dl.data.root import resolve_data_root
 from dl.devices.energy_env import ENERGY_FIELDS, EnergyEnv, make_energy_env

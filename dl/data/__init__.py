@@ -7,7 +7,8 @@ Typical use::
     nd = partition(ds, 100, "dirichlet", seed=0)      # NodeData [N, M, ...] + counts + mask
 """
 
-from dl.data.datasets import DATASET_NAMES, Dataset, load_dataset
+from dl.data.dataset import Dataset
+from dl.data.datasets import DATASET_NAMES, load_dataset
 from dl.data.partition import (
     SCHEMES,
     NodeData,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dl.data.datasets import Dataset
+from dl.data.dataset import Dataset
 from dl.data.root import fetch_hint, require_file
 from dl.errors import DataError
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from flax import struct
 
-from dl.data.datasets import Dataset
+from dl.data.dataset import Dataset
 from dl.errors import ConfigError
 
 SCHEMES: tuple[str, ...] = ("iid", "dirichlet", "shards", "natural", "single_class")

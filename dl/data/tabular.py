@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dl.data.datasets import Dataset, stratified_split
+from dl.data.dataset import Dataset, stratified_split
 from dl.data.root import fetch_hint, require_file
 from dl.errors import DataError
 
