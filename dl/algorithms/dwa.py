@@ -21,19 +21,21 @@ from dl.rules.dwa import DWASpec
 DWA_KEYS = ("nu", "lam_max", "age_cap_steps", "server_kind")
 
 
-def make_dwa_runner(cfg: dict, b, strategy: str) -> Runner:
+def make_dwa_runner(cfg: dict, world, strategy: str) -> Runner:
     alg = dict(cfg["algorithm"])
     skip = GOSSIP_KEYS + MERGE_KEYS + DWA_KEYS + TOKEN_KEYS
-    aspec, eng, aenv = async_parts(cfg, alg, b, alg.get("server_kind", "fedasync"), skip=skip)
-    gspec, genv = gossip_parts(cfg, alg, b)
+    aspec, eng, aenv = async_parts(cfg, alg, world, alg.get("server_kind", "fedasync"), skip=skip)
+    gspec, genv = gossip_parts(cfg, alg, world)
     if gspec.partitions > 1:
         raise ConfigError("algorithm=dwa does not support partitioned subsampling (partitions=1)")
     dspec = DWASpec(**{k: alg[k] for k in ("nu", "lam_max", "age_cap_steps") if k in alg})
     chunk = make_dwa_chunk(
-        b.apply, b.train, aspec, eng, gspec, dspec, aenv, genv, b.model_bytes, strategy
+        world.apply, world.train, aspec, eng, gspec, dspec, aenv, genv, world.model_bytes, strategy
     )
-    n = int(b.env.counts.shape[0])
-    init = init_dwa(init_async(b.params, aspec, eng, n), init_gossip_state(cfg, b, gspec, genv))
+    n = int(world.env.counts.shape[0])
+    init = init_dwa(
+        init_async(world.params, aspec, eng, n), init_gossip_state(cfg, world, gspec, genv)
+    )
     q = eng.quantum_s
 
     def drain(d):
@@ -46,7 +48,7 @@ def make_dwa_runner(cfg: dict, b, strategy: str) -> Runner:
     def gauges(d):
         return server_gauges(d.fl.server) | {
             "server_age": float(d.server_age),
-            **node_gauges(d.g, b.n_real),
+            **node_gauges(d.g, world.n_real),
             "nodes_training": int((d.fl.slots.node >= 0).sum() + d.g.training.sum()),
         }
 

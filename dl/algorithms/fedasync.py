@@ -16,7 +16,7 @@ from dl.engine.async_server import AsyncServerSpec, staleness_mean
 ENG_KEYS = ("quantum_s", "concurrency", "max_arrivals")
 
 
-def async_parts(cfg: dict, alg: dict, b, kind: str, skip=()):
+def async_parts(cfg: dict, alg: dict, world, kind: str, skip=()):
     """(server spec, engine spec, AsyncEnv) of an `algorithm` config whose server rule is
     `kind`; keys in `skip` belong to another part (DWA's gossip keys)."""
     sim, srv = cfg["sim"], dict(cfg["server"])
@@ -28,18 +28,18 @@ def async_parts(cfg: dict, alg: dict, b, kind: str, skip=()):
         upload_policy=srv.get("upload_policy", "lost"),
         train=bool(sim.get("train", True)),
     )
-    e = b.energy
+    e = world.energy
     env = AsyncEnv(
-        x=b.env.x,
-        y=b.env.y,
-        counts=b.env.counts,
+        x=world.env.x,
+        y=world.env.y,
+        counts=world.env.counts,
         t_down=e.t_down,
         t_comp=e.t_comp,
         t_up=e.t_up,
         power_w=e.power_w,
         e_down_j=e.e_down_j,
         e_up_j=e.e_up_j,
-        nodes=b.availability,
+        nodes=world.availability,
         server=build_server(srv, horizon_s(cfg), int(cfg["seed"])),
     )
     return spec, eng, env
@@ -54,10 +54,10 @@ def server_gauges(s) -> dict:
     }
 
 
-def make_async_runner(cfg: dict, b, strategy: str, kind: str) -> Runner:
+def make_async_runner(cfg: dict, world, strategy: str, kind: str) -> Runner:
     """The async-FL runner with server rule `kind` (fedasync or fedbuff)."""
-    spec, eng, env = async_parts(cfg, dict(cfg["algorithm"]), b, kind)
-    chunk = make_async_chunk(b.apply, b.train, spec, eng, env, b.model_bytes, strategy)
+    spec, eng, env = async_parts(cfg, dict(cfg["algorithm"]), world, kind)
+    chunk = make_async_chunk(world.apply, world.train, spec, eng, env, world.model_bytes, strategy)
     q = eng.quantum_s
 
     def gauges(st):
@@ -68,9 +68,9 @@ def make_async_runner(cfg: dict, b, strategy: str, kind: str) -> Runner:
             "staleness_hist": np.asarray(s.hist).tolist(),
         }
 
-    n = int(b.env.counts.shape[0])
+    n = int(world.env.counts.shape[0])
     return Runner(
-        init_async(b.params, spec, eng, n),
+        init_async(world.params, spec, eng, n),
         lambda st, key, t: chunk(st, key, t),
         lambda st: quantum_clock(st.quantum, q),
         lambda st: st.server.params,
@@ -80,5 +80,5 @@ def make_async_runner(cfg: dict, b, strategy: str, kind: str) -> Runner:
 
 
 ALGORITHM = Algorithm(
-    "fedasync", "async", lambda cfg, b, s: make_async_runner(cfg, b, s, "fedasync")
+    "fedasync", "async", lambda cfg, world, s: make_async_runner(cfg, world, s, "fedasync")
 )

@@ -73,7 +73,7 @@ def server_opt_spec(alg: dict) -> ServerOptSpec:
         raise ConfigError(f"bad keys in algorithm.server_opt: {e}") from None
 
 
-def make_fedavg_runner(cfg: dict, b, strategy: str) -> Runner:
+def make_fedavg_runner(cfg: dict, world, strategy: str) -> Runner:
     """FedAvg on the synchronous-rounds engine (server always up)."""
     alg = dict(cfg["algorithm"])
     if cfg["server"].get("kind", "always") != "always":
@@ -84,7 +84,9 @@ def make_fedavg_runner(cfg: dict, b, strategy: str) -> Runner:
         **pick(alg, FedAvgSpec, "algorithm (fedavg)", skip=("name", "server_opt")),
         server_opt=server_opt_spec(alg),
     )
-    chunk = make_fedavg_chunk(b.apply, b.train, spec, b.env, b.model_bytes, strategy)
+    chunk = make_fedavg_chunk(
+        world.apply, world.train, spec, world.env, world.model_bytes, strategy
+    )
     max_rounds = cfg["sim"].get("max_rounds") or np.iinfo(np.int32).max
 
     def run(st, key, t_stop):
@@ -106,7 +108,7 @@ def make_fedavg_runner(cfg: dict, b, strategy: str) -> Runner:
         }
 
     return Runner(
-        init_fedavg(b.params, spec),
+        init_fedavg(world.params, spec),
         run,
         lambda st: float(st.clock),
         lambda st: st.params,

@@ -6,4 +6,6 @@ AISTATS 2022) on the async event clock: FedAsync's engine with the buffered rule
 from dl.algorithms.base import Algorithm
 from dl.algorithms.fedasync import make_async_runner
 
-ALGORITHM = Algorithm("fedbuff", "async", lambda cfg, b, s: make_async_runner(cfg, b, s, "fedbuff"))
+ALGORITHM = Algorithm(
+    "fedbuff", "async", lambda cfg, world, s: make_async_runner(cfg, world, s, "fedbuff")
+)

@@ -34,8 +34,8 @@ TOKEN_KEYS = ("flow", "capacity", "reactivity", "max_reactive")
 MERGE_KEYS = ("merge", "merge_limit", "age_rule")
 
 
-def gossip_parts(cfg: dict, alg: dict, b):
-    """(GossipSpec, GossipEnv) of an `algorithm` config on the built world `b`."""
+def gossip_parts(cfg: dict, alg: dict, world):
+    """(GossipSpec, GossipEnv) of an `algorithm` config on `world` (a dl.build.Built)."""
     sim = cfg["sim"]
     merge = MergeSpec(
         rule=alg.get("merge", "age"),
@@ -52,27 +52,27 @@ def gossip_parts(cfg: dict, alg: dict, b):
         seed=int(cfg["seed"]),  # draws the k-regular overlay: a different graph per run seed
     )
     # radio joules per message: the carried fraction of the transfer, the burst overhead in full
-    e, p = b.energy.message_scaled(spec.sample_frac / spec.partitions), b.profiles
+    e, p = world.energy.message_scaled(spec.sample_frac / spec.partitions), world.profiles
     env = GossipEnv(
-        x=b.env.x,
-        y=b.env.y,
-        counts=b.env.counts,
+        x=world.env.x,
+        y=world.env.y,
+        counts=world.env.counts,
         t_comp=e.t_comp,
         up_kbps=jnp.asarray(p.up_kbps, jnp.float32),
         down_kbps=jnp.asarray(p.down_kbps, jnp.float32),
         power_w=e.power_w,
         e_up_j=e.e_up_j,
         e_down_j=e.e_down_j,
-        nodes=b.availability,
+        nodes=world.availability,
     )
     return spec, env
 
 
-def init_gossip_state(cfg: dict, b, spec: GossipSpec, env: GossipEnv):
+def init_gossip_state(cfg: dict, world, spec: GossipSpec, env: GossipEnv):
     """The initial gossip state of every node (stream `rng.GOSSIP_INIT` of the run seed)."""
-    n = int(b.env.counts.shape[0])
-    cap = gossip_capacity(spec, env, b.model_bytes)
-    return init_gossip(b.params, n, spec, rng.key(cfg["seed"], rng.GOSSIP_INIT), cap)
+    n = int(world.env.counts.shape[0])
+    cap = gossip_capacity(spec, env, world.model_bytes)
+    return init_gossip(world.params, n, spec, rng.key(cfg["seed"], rng.GOSSIP_INIT), cap)
 
 
 def node_gauges(g, n_real: int) -> dict:
@@ -80,24 +80,24 @@ def node_gauges(g, n_real: int) -> dict:
     return {"age_mean": float(g.age[:n_real].mean()), "age_max": float(g.age.max())}
 
 
-def make_gossip_runner(cfg: dict, b, strategy: str) -> Runner:
+def make_gossip_runner(cfg: dict, world, strategy: str) -> Runner:
     alg = dict(cfg["algorithm"])
     extra = set(alg) - {"name", "quantum_s"} - set(GOSSIP_KEYS + MERGE_KEYS + TOKEN_KEYS)
     if extra:
         raise ConfigError(f"unknown keys in algorithm (gossip): {sorted(extra)}")
-    spec, env = gossip_parts(cfg, alg, b)
-    chunk = make_gossip_chunk(b.apply, b.train, spec, env, b.model_bytes, strategy)
+    spec, env = gossip_parts(cfg, alg, world)
+    chunk = make_gossip_chunk(world.apply, world.train, spec, env, world.model_bytes, strategy)
     q = spec.quantum_s
 
     def gauges(st):
         return {
             "round": int(st.quantum),
-            **node_gauges(st, b.n_real),
+            **node_gauges(st, world.n_real),
             "nodes_training": int(st.training.sum()),
         }
 
     return Runner(
-        init_gossip_state(cfg, b, spec, env),
+        init_gossip_state(cfg, world, spec, env),
         chunk,
         lambda st: quantum_clock(st.quantum, q),
         lambda st: None,
