@@ -1,20 +1,10 @@
 """Several tasks on one population, driven by the overlay (DESIGN.md semantics 5).
 
-A config with a `tasks:` mapping (`tasks.<name>.spec` for the overlay, and for trainable tasks
-`task`, `algorithm`, `server` sub-configs, optionally `profiles` overrides of
-`trace.profiles`) runs here instead of the single-task loop:
-
-1. Every trainable task is built on the shared population (same nodes, trace, devices, seed);
-   its model gives the record's size and FLOPs, its device profiles the per-node session time
-   and energy (§4.3, §5).
-2. The overlay (`dl.overlay.evolve`) runs over the whole horizon: review, dissemination and
-   choice depend on the trace only, never on training, so it runs first.
-3. Each trainable task then trains with its own algorithm and server scenario on its own
-   availability: online in the trace AND assigned to it by the overlay
-   (`dl.overlay.assignment`). Nodes train at most one task at a time, so device time is
-   shared; energy is counted per task and in total.
-4. One host loop advances all tasks chunk by chunk and logs one row per evaluation time with
-   per-task keys (`<task>/test_accuracy`, `<task>/participants`, `<task>/known_fraction`, ...).
+A config with a `tasks:` mapping runs here: every trainable task is built on the shared
+population; the overlay (`dl.overlay.evolve`) runs first over the whole horizon (it depends on the
+trace only); then each task trains where a node is online AND assigned to it. One host loop
+advances all tasks and logs per-task keys (`<task>/test_accuracy`, ...).
+Notes: docs/NOTES.md#dlmultitaskpy
 """
 
 import copy

@@ -1,17 +1,10 @@
-"""Sharding the node axis across devices (jax.sharding): a 1-D mesh over every device, every
-array with a leading node axis split on it, everything else (server model, hyper-parameters,
-scalars) replicated. XLA partitions the jitted chunks accordingly; gathers/scatters across
-shards (gossip exchanges, FL client gathers) become collectives. N is padded with inert nodes
-(no data, never online) to a multiple of the device count, and every random stream derives from
-(seed, time, node id), so results do not depend on the number of devices.
+"""Sharding the node axis across devices (jax.sharding): a 1-D mesh over every device.
 
-Several processes (`dist.enabled=true`): `jax.distributed.initialize()` runs at start-up,
-before any JAX computation (`dist.coordinator_address`, `dist.num_processes`, `dist.process_id`;
-null ones are detected by JAX: $JAX_COORDINATOR_ADDRESS, SLURM, ...). The mesh holds only the
-process's own devices, so every process simulates all nodes and, with the same config and seed,
-computes the same run; only process 0 writes metrics, summary, checkpoints and W&B. The node
-axis is not split across processes: the engines close their jitted steps over node arrays
-(`NodeEnv`), and JAX refuses to close over an array that spans other processes' devices.
+Arrays with a leading node axis are split, everything else replicated; N is padded with inert
+nodes to a multiple of the device count and random streams derive from (seed, time, node id), so
+results do not depend on the device count. With `dist.enabled=true` every process simulates all
+nodes on its own devices; only process 0 writes.
+Notes: docs/NOTES.md#dlshardingpy
 """
 
 import jax

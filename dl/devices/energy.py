@@ -1,24 +1,11 @@
 """Device energy: radio energy per transfer, compute energy per local training (ALGORITHMS.md §5).
 
-Radio: the linear power model of Huang et al., "A Close Examination of Performance and Power
-Characteristics of 4G LTE Networks", MobiSys 2012: while moving data at r Mbit/s the radio draws
-`P = alpha * r + beta` mW (alpha_up for uplink, alpha_down for downlink). After each burst a
-cellular radio stays in a high-power tail (LTE: 11.576 s at 1060 mW, about 12.3 J) and pays a
-promotion from idle before the next one (LTE: 0.26 s at 1210.7 mW). Coefficients as tabulated in
-ALGORITHMS.md §5 (WiFi, LTE, 3G alpha/beta and the LTE tail/promotion; [M, high confidence]). The
-3G tail/promotion (8.088 s at 803.9 mW; 0.582 s at 659.4 mW) are the same paper's 3G RRC numbers,
-from memory [M]: check them against the PDF before relying on 3G tail energy. WiFi's tail is
-short (a fraction of a second at about 120 mW) and is taken as 0, as in ALGORITHMS.md.
-
-    E_radio = (alpha_u r_u + beta) t_up + (alpha_d r_d + beta) t_down
-              + bursts * (tail_s * tail_mw + promo_s * promo_mw),   t = bits / (r * 1e6)
-
-in mJ (mW x s), returned in J. Compute: `E = power_w * t_comp_s` (t_comp from dl.devices.timing).
-Worked numbers (1 MB = 8 Mbit): WiFi up 3.33 J @ 1 Mbps, 2.48 @ 5, 2.37 @ 10; WiFi down 1.31 J @ 5,
-1.15 @ 20; LTE up 13.8 J @ 1, 5.57 @ 5; LTE down 0.93 J @ 20 (+12.3 J tail per burst).
-
-All functions are numpy/jax agnostic (plain arithmetic; broadcasting over [N] arrays), and a
-RadioModel is a pytree so it can be passed into jitted code.
+Radio: the linear power model of Huang et al., MobiSys 2012 (`P = alpha * r + beta` mW at
+r Mbit/s) plus a tail and a promotion per burst; presets `WIFI`, `LTE`, `THREE_G` (alpha/beta
+of ALGORITHMS.md §5, LTE/3G tails from the paper's RRC numbers, WiFi's tail taken as 0).
+Compute: `E = power_w * t_comp_s` (dl.devices.timing).
+numpy/jax agnostic; a RadioModel is a pytree, so it can be passed into jitted code.
+Notes: docs/NOTES.md#dldevicesenergypy (formula, worked numbers, open item on 3G's tail)
 """
 
 from __future__ import annotations

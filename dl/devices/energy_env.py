@@ -1,13 +1,9 @@
 """Per-node session times and joules, precomputed once from device profiles and the radio model.
 
-Training energy = power_w x t_comp (ALGORITHMS.md §5, t_comp from the FedScale time model §4.3);
-radio energy per model transfer from Huang et al. (MobiSys 2012) via `dl.devices.energy`, one burst
-(tail + promotion) per transfer. Server energy is not part of these per-node figures.
-
-The figures are for moving the full model each way; `upload_scaled(s)` gives those of an upload
-compressed to a fraction `s` of the model (FL upload compression, ALGORITHMS.md §1.4): the
-upload time and the upload's transfer energy scale by `s`, the burst overhead (tail + promotion,
-paid once per transfer whatever its size) does not.
+Training energy = power_w x t_comp (ALGORITHMS.md §5, §4.3); radio energy per model transfer
+from Huang et al. (MobiSys 2012) via `dl.devices.energy`, one burst per transfer; no server
+energy. `upload_scaled(s)`: an upload compressed to a fraction `s` (ALGORITHMS.md §1.4).
+Notes: docs/NOTES.md#dldevicesenergy_envpy
 """
 
 from dataclasses import dataclass, replace

@@ -1,32 +1,11 @@
 """Per-node device profiles: compute speed, up/down bandwidth, training power.
 
-Two sources:
-- `constant_profiles`: every node the same device (FedScale's fallback profile style).
-- `flash_profiles`: synthetic-from-real-catalogues (NOT the FedScale capacity trace). Device
-  catalogues of FLASH (Yang et al., "Characterizing Impacts of Heterogeneity in Federated Learning
-  upon Large-Scale Smartphone Data", WWW'21), staged in `<root>/flash_device_profiles/`:
-  * compute: a phone model per node, uniform over the 307 models of `benchmark2score.json`
-    (optionally only the 113 reachable from `real2benchmark.json`, 'unknown' dropped), and
-    `ms_per_sample = ref_ms_per_sample * ref_score / score` (speed proportional to the score);
-  * bandwidth: one of the 19 measured phones of `speed_distri.json` per node, then one Gaussian
-    draw per node and direction (FLASH draws per transfer; we freeze it per node), mean/sigma in
-    KB/s, clipped at `floor_kBps`, converted to kbit/s as x8 (FedScale units, see timing.py).
-
-Reference speed. `ref_score=None` is the catalogue median (AI score 4,638; CPU-F score 1,502).
-The anchor is SkipTrain (Guerra et al., sacs-epfl/SkipTrain, `<root>/device_energy_skiptrain/`):
-LeNet inference 0.44-1.95 ms/sample and a FEMNIST CNN 8.2-36.6 ms/sample on four 2021-22 phones.
-Their slowest phone (Poco X3, MobileNet-v2 CPU-F 76 ms) is mid-range, like the median of this
-2014-2019 catalogue, so `DEFAULT_REF_MS_PER_SAMPLE = 2.0` means "a median phone runs one LeNet-size
-forward pass in about 2 ms"; use about 37 ms for a FEMNIST-size CNN. Note the SkipTrain times are
-derived, not measured per model: every LeNet/CNN time is the phone's MobileNet-v2 time times one
-constant (0.02563 and 0.4822), and training is exactly 3x inference (FedScale's factor).
-
-Power calibration. SkipTrain's `Energy (Wh)` per round divided by the round's training time gives
-8.2-17.7 W, which equals its `Max Power consumption (W)` column to 4 digits: the energy column is
-max power x time, an upper bound, not a measured average. So the default stays
-`DEFAULT_POWER_W = 3.0` W (ALGORITHMS.md §5: sustained smartphone SoC power, range 1-5 W), with
-`power_w_range=(lo, hi)` to draw per-node power uniformly instead. `skiptrain_power_w` reproduces
-the calculation.
+`constant_profiles`: every node the same device (FedScale's fallback style). `flash_profiles`:
+synthetic from the device catalogues of FLASH (Yang et al., WWW'21), NOT the FedScale capacity
+trace: `ms_per_sample = ref_ms_per_sample * ref_score / score`, one Gaussian bandwidth draw per
+node and direction. Defaults anchored on SkipTrain (Guerra et al.): `DEFAULT_REF_MS_PER_SAMPLE
+= 2.0` (a median phone, LeNet-size forward pass), `DEFAULT_POWER_W = 3.0` (ALGORITHMS.md §5).
+Notes: docs/NOTES.md#dldevicesprofilespy
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """FedScale's client time model: how long local training and the model transfers take.
 
-Source: FedScale (Lai et al., ICML 2022), `fedscale/cloud/internal/client_metadata.py`
-(`get_completion_time`) and `aggregation/aggregator.py` (model size in kbit); ALGORITHMS.md §4.3.
-
-    t_comp [s] = 3 * batch_size * local_steps * ms_per_sample / 1000   (x3 = forward + 2x backward)
-    t_comm [s] = up_kbit / up_kbps + down_kbit / down_kbps
-    model_kbit = num_bytes / 1024 * 8
-
-Units follow FedScale exactly: a "kbit" is 1024 bits (`model_kbit`), and bandwidths in kbit/s are
-divided into it directly, so a 1 MiB model is 8,192 kbit and takes 0.8192 s each way at
-10,000 kbit/s. FedScale's capacity trace has a single `communication` bandwidth for both
-directions; pass it as both `up_kbps` and `down_kbps` and the sum is FedScale's
-`(upload + download) / communication`.
-
-Convention: the batch factor is kept (FedScale's, per local step of `batch_size` samples); dasklearn
-drops it (`3 * local_steps * ms / 1000`). All functions are numpy/jax agnostic: they use only
-arithmetic, so they accept Python floats, numpy arrays or jax arrays (broadcasting as usual).
+FedScale (Lai et al., ICML 2022), `get_completion_time`; ALGORITHMS.md §4.3:
+    t_comp [s] = 3 * batch_size * local_steps * ms_per_sample / 1000
+    t_comm [s] = up_kbit / up_kbps + down_kbit / down_kbps,   model_kbit = num_bytes / 1024 * 8
+Units are FedScale's (1 kbit = 1024 bits); plain arithmetic, so numpy/jax agnostic.
+Notes: docs/NOTES.md#dldevicestimingpy
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
-"""Whole-simulator checkpoints with Orbax: the algorithm state pytree (node and server models,
-ages, buffers, slots, clocks, trace cursors, energy/byte counters; random streams are derived
-from (seed, time, node id), so no key is stored) plus the host loop's position (metrics rows
-written, totals, next evaluation time, W&B run id).
+"""Whole-simulator checkpoints with Orbax: the algorithm state pytree and the host loop's position.
 
-Orbax writes each step into a temporary directory and renames it when complete, so a crash in
-the middle of a save leaves nothing that `latest_step` would pick up. On resume the metrics
-file is cut back to the rows the checkpoint had written, so the resumed run's `metrics.jsonl`
-equals the uninterrupted run's.
-
-Several processes (`dist.enabled=true`, every process computing the same run): only process 0
-saves; every process restores on resume. Each process's manager covers only itself
-(`active_processes`), so no save waits on a barrier with processes that do not save.
-
-Integrity: after each save a checksum file (`dl_checksums.json`: sha256 and size of every file
-of the step) is written into the step directory; restore verifies it, then lets Orbax restore.
-A step that fails either is moved aside to `<dir>-corrupt/` (after an older one restored) with
-a warning line, and the next older step is tried; when none is left, one line names each
-step's defect. `StopSignals` turns SIGTERM and SIGINT into a request to stop at the next
-evaluation (checkpointing first when enabled); a second SIGINT interrupts at once.
+Saves are atomic (Orbax renames a complete step); on resume `metrics.jsonl` is cut back to the
+checkpoint's rows, so a resumed run equals the uninterrupted one. Only process 0 saves. Each step
+carries `dl_checksums.json`; a step failing verification moves to `<dir>-corrupt/` and the next
+older one is tried. `StopSignals` turns SIGTERM/SIGINT into a stop at the next evaluation.
+Notes: docs/NOTES.md#dliocheckpointpy
 """
 
 import hashlib

@@ -1,19 +1,9 @@
 """Image CNNs for 28x28 greyscale inputs (NHWC [B, H, W, C] -> [B, num_classes] logits).
 
-- `CNNMnist`: the MNIST CNN of McMahan et al., "Communication-Efficient Learning of Deep
-  Networks from Decentralized Data" (AISTATS 2017): two 5x5 convolutions with 32 and 64
-  channels, each followed by 2x2 max pooling, a 512-unit ReLU layer and a softmax layer;
-  1,663,370 parameters for 28x28x1 inputs and 10 classes.
-- `CNNFemnist`: the FEMNIST CNN of LEAF (Caldas et al., "LEAF: A Benchmark for Federated
-  Settings", 2018, `models/femnist/cnn.py`), also used by FedProx (Li et al., MLSys 2020):
-  5x5 conv 32, pool, 5x5 conv 64, pool, Dense 2048, Dense C.
-- `CNNSmall`: the same shape at half the width (16/32 channels, Dense 128); the cheap default
-  for Fashion-MNIST on a CPU.
-
-All convolutions are stride 1 with 'SAME' padding and ReLU; pooling is 2x2 / stride 2 'VALID'.
-With `fast_conv=True` (default) they use `dl.models.conv.Conv2D`, whose custom VJP keeps the
-backward pass on XLA:CPU's fast path inside `lax.scan`/`lax.map`; `fast_conv=False` uses
-`flax.linen.Conv`. Both give the same parameter tree, so params are interchangeable.
+`CNNMnist`: McMahan et al., AISTATS 2017. `CNNFemnist`: LEAF (Caldas et al., 2018), also FedProx's.
+`CNNSmall`: the same shape at half the width, the cheap default for Fashion-MNIST on a CPU.
+`fast_conv=True` (default) uses `dl.models.conv.Conv2D`, `False` `flax.linen.Conv` (same params).
+Notes: docs/NOTES.md#dlmodelscnnpy
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """A 2-D convolution whose backward pass stays on XLA:CPU's fast convolution path.
 
-Why: inside `lax.scan` / `lax.map`, the weight-gradient convolution that JAX autodiff emits
-(layout `f01b_i01o->01bf`) misses XLA:CPU's fast (Eigen) convolution kernel and ran 5-16x
-slower per step than the same step outside a loop (DESIGN.md, "How it must run"). Here the
-forward pass and both backward convolutions are written as `lax.conv_general_dilated` calls
-with NHWC/HWIO/NHWC dimension numbers, the layout the fast path expects.
-
-Maths (stride 1, no dilation, explicit padding (lo, hi) per spatial axis; * = correlation):
-  y  = pad(x) * w
-  dx = pad'(dy) * flip(w)^T    with pad' = (k-1-lo, k-1-hi) and w's I/O axes swapped
-  dw = pad(x)^T * dy^T         a correlation where x's channels play the batch role and the
-                               batch is the contracted feature axis:
-                               lhs = x as [I, H, W, N], rhs = dy as [Ho, Wo, N, O] (HWIO),
-                               result [I, kh, kw, O] transposed back to [kh, kw, I, O].
-
-The `Conv2D` module has the same parameter names and default initialisers as `flax.linen.Conv`
-(`kernel` HWIO, `bias`), so a model can switch between the two without touching its params.
+Inside `lax.scan` / `lax.map`, autodiff's weight-gradient convolution misses XLA:CPU's fast (Eigen)
+kernel (DESIGN.md, "How it must run"); here the forward and both backward convolutions are
+`lax.conv_general_dilated` calls in NHWC/HWIO/NHWC. `Conv2D` has the parameter names and default
+initialisers of `flax.linen.Conv`, so params are interchangeable.
+Notes: docs/NOTES.md#dlmodelsconvpy (the backward maths)
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Analytic forward-pass FLOPs per example, for throughput reports (GFLOP/s).
 
-Convention (as in Kaplan et al., "Scaling Laws for Neural Language Models", 2020, and the
-FedScale / DecentraLearn task specs' "FLOPs per sample"): one multiply-add = 2 FLOPs; only
-the matrix products of dense, convolution and recurrent layers count. Biases, activations,
-gates' elementwise maths, pooling, embedding lookups and the softmax are ignored. A training
-step costs about 3x the forward pass (forward + input gradient + weight gradient).
-
-Per layer:
-  Dense  in -> out:                    2 * in * out
-  Conv   kh x kw, Cin -> Cout, out HxW: 2 * H * W * kh * kw * Cin * Cout
-  GRU    E -> H, per token:            2 * 3 * (E*H + H*H)     (LSTM: 4 gates instead of 3)
-A token model's example is a whole sequence of T tokens.
+One multiply-add = 2 FLOPs; only the matrix products of dense, convolution and recurrent layers
+count (Kaplan et al., 2020; FedScale's "FLOPs per sample"). A training step costs about 3x the
+forward pass. A token model's example is a whole sequence of T tokens.
+Notes: docs/NOTES.md#dlmodelsflopspy (per-layer formulas)
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Vector models: softmax regression and a ReLU multilayer perceptron.
 
-`LogReg` is the multinomial logistic regression of Hegedus et al., "Decentralized learning
-works: an empirical comparison of gossip learning and federated learning" (JPDC 2021), which
-trains a linear model per node; for two classes it still emits two logits so every model in
-`dl` shares one softmax cross-entropy loss. `MLP` defaults to the 2x200 ReLU network of
-McMahan et al., "Communication-Efficient Learning of Deep Networks from Decentralized Data"
-(AISTATS 2017, "2NN"). Both flatten any input shape [B, ...] to [B, D].
-
-`LogReg(one_vs_all=True)` is the papers' own model (DAIS 2019 / JPDC 2021, the authors'
-`MergeableOvsA` of binary `LogisticRegression`s): one binary logistic regression per class,
-z_c = x . w_c + b_c, predicted class argmax_c z_c. It emits [B, C, 2] binary logits (0, z_c)
-per class, which `dl.train.loss` reads as C independent sigmoid losses (the softmax of (0, z) is
-the sigmoid of z). `zero_init=True` starts every weight and bias at 0, as the papers do.
+`LogReg`: the multinomial logistic regression of Hegedus et al. (JPDC 2021), two logits even for
+two classes; `one_vs_all=True` is the papers' own per-class binary model ([B, C, 2] logits) and
+`zero_init=True` their zero start. `MLP`: the 2x200 "2NN" of McMahan et al. (AISTATS 2017).
+Both flatten [B, ...] to [B, D].
+Notes: docs/NOTES.md#dlmodelslinearpy
 """
 
 from __future__ import annotations

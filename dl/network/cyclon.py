@@ -1,62 +1,11 @@
 """Cyclon partial-view peer sampling, maintained by the simulation itself, over the node axis.
 
-Voulgaris, Gavidia & van Steen, "CYCLON: Inexpensive Membership Management for Unstructured
-P2P Overlays", JNSM 13(2), 2005. In the framework of Jelasity, Voulgaris, Guerraoui, Kermarrec
-& van Steen, "Gossip-based peer sampling", ACM TOCS 25(3), 2007, Cyclon is tail peer selection,
-push-pull propagation and swapper view selection. Each node keeps a view of `c` neighbour ids
-with ages; in a round every online node p
-
-1. increases the age of all its entries by one;
-2. picks its oldest neighbour q (ties at random). If q is offline the shuffle times out and p
-   drops the entry: that is how dead ids leave the overlay. Their ages only grow, so each copy
-   becomes somebody's oldest entry after about c rounds (measured: 20% of N = 2000 nodes
-   leaving for good vanish from every online view in 27 rounds for c = 20, ell = 5; a
-   sequential host implementation of the paper's protocol took 31 rounds for N = 500);
-3. sends q `ell - 1` random other entries plus itself with age 0, the slot of q being freed;
-   q answers with `ell` random entries of its own view;
-4. both discard received entries pointing at themselves or already in their view, and store
-   the rest in empty slots first, then in the slots of the entries they sent.
-
-`init_cyclon` starts from a random digraph in which each node has `c` distinct out-neighbours
-(a uniform c-subset of the others, Floyd's algorithm), ages 0. `cyclon_sample` is the peer
-sampler: a uniform entry of each online node's view. The entry may be offline (views are
-stale); the message is then lost, which the caller checks (`dl.network.partners.delivered`).
-
-Rounds and conflicts. Two exchanges that touch the same node in parallel would rewrite the
-same slots, so a round is a short sequence of *steps*, each a set of node-disjoint exchanges
-applied at once: every online node that has not initiated yet in this round proposes the edge
-(p, q) to its oldest entry; proposals get random priorities; an edge is accepted when its
-priority (then its initiator id) is the lowest among all proposals touching p or q, a one-step
-Luby matching from two scatter-mins over N, repeated `passes` times among the still unmatched
-proposals. The losers (and the nodes that were busy answering) propose again in the next step.
-Each step equals some sequential order of its exchanges, so a round is an asynchronous Cyclon
-period in which every online node initiates exactly once and a node may answer several
-initiators, as in the paper. With everybody online, 2 passes match ~38% of the initiators per
-step and all of them after 6 steps; a round stops as soon as nobody is pending (at most
-`max_steps` steps; leftovers, ~0 with the default 8, try again next round). The balance of
-in-degrees this yields matches a sequential host implementation of the paper's protocol (a
-throwaway script, not in the repository; c = 20, ell = 5: in-degree std from 4.4 at start to
-~2.0-2.1 after 20-30 rounds for N = 1000, to ~2.5 for N = 600, both).
-A single matching per round (each node in at most one exchange) was rejected: it caps how
-fast a popular node sheds in-degree, and the std then stalls near 3.7.
-
-Offline nodes do nothing and keep their stale views. With `reseed` an online node left with an
-empty view gets one uniform random online node, as a client re-contacting a bootstrap server
-would; without it such a node stays isolated until someone who still knows it shuffles with it.
-
-Randomness: one threefry draw of `[N]` u32 per round; every per-step and per-slot random
-number is a 32-bit integer hash (Wellons' lowbias32) of it. The entries of a message are the
-first valid slots in the order of a random permutation of the slots, one of 256 drawn per
-step. Cost per step: O(N c) elementwise work, two [N, c] x [c, c] matmuls for prefix sums,
-two flat scatters of N c and two of N ell indices, a few gathers; no sort (`argsort` of
-[N, 20] alone costs more than a whole step on CPU). On CPU, XLA fuses reductions into
-broadcasting consumers and recomputes them per element, so nothing here builds [N, c, c] or
-[N, ell, c] arrays out of non-trivial producers.
-
-Measured at N = 10,000, c = 20, ell = 5 on the shared 2-core CPU: the profiler's kernel time
-is ~6 ms per step and ~36 ms per round with everybody online (6 steps); wall time per round
-was 70-130 ms everyone online and 35-60 ms with 30% online while other jobs loaded the
-machine (load average 6-9).
+Voulgaris, Gavidia & van Steen, "CYCLON", JNSM 13(2), 2005; in the terms of Jelasity et al.,
+"Gossip-based peer sampling", ACM TOCS 25(3), 2007: tail peer selection, push-pull, swapper.
+`init_cyclon` draws a random c-out digraph; `cyclon_sample` picks a uniform view entry of each
+online node (maybe offline: the caller checks `dl.network.partners.delivered`). A round is a few
+steps of node-disjoint exchanges (a Luby matching); `reseed` refills empty views.
+Notes: docs/NOTES.md#dlnetworkcyclonpy
 """
 
 from functools import partial

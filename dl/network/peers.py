@@ -1,23 +1,11 @@
 """Peer sampling for gossip learning, all over the node axis and jitted.
 
 `uniform`: a uniform random online peer (an ideal peer-sampling service, Jelasity et al.,
-TOCS 2007; the default of Hegedűs et al.). `kregular`: a fixed random overlay in which every
-node has exactly k distinct out-neighbours other than itself and exactly k in-neighbours; a node
-picks one neighbour uniformly, online or not (the message is then lost: the caller checks both
-ends, `dl.network.partners.delivered`); offline senders get a neighbour too, never -1.
-`kregular_dynamic`: the same kind of overlay redrawn every quantum (peer sampling with fresh
-views).
-
-The overlay is a random circulant: nodes are placed on a ring in a random order and each links to
-the nodes k distinct offsets ahead: offset 1 (its successor on the ring, so the overlay is always
-strongly connected; random offsets alone are not when they all share a factor with n) and k - 1
-random ones in 2..n-1. Every offset is a permutation of the nodes without fixed points and
-distinct offsets give distinct neighbours, so the graph is exactly k-regular both ways with no
-self-loops or duplicate edges. (An earlier version took the
-union of k independent random permutations and shifted self-loops by one: that gave duplicate
-neighbours and uneven in-degrees.) It is a random Cayley graph of Z_n, not a uniform random
-k-regular digraph: its diameter grows like n^(1/k) for small k, so it mixes well for k >= log2 n
-(the default k = 20) and slower than a uniform random regular graph for k of 2-3.
+TOCS 2007; the default of Hegedűs et al.). `kregular`: a fixed random k-regular overlay (a random
+circulant: offset 1 plus k - 1 random offsets); a node picks one neighbour uniformly, online or
+not (the caller checks both ends, `dl.network.partners.delivered`). `kregular_dynamic`: the same
+overlay redrawn every quantum.
+Notes: docs/NOTES.md#dlnetworkpeerspy
 """
 
 import jax

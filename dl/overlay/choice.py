@@ -1,22 +1,11 @@
 """End-user task choice: a feasibility filter, then softmax sampling over utilities.
 
-ALGORITHMS.md §6.4 (our proposal). Vectorized over nodes and tasks (`[N, T]` arrays):
-
-- Feasibility: the task fits the node's memory (`memory_mb[T] <= node_memory_mb[N]`), one
-  session (download + training + upload, FedScale's time model §4.3 from the node's device
-  profile) ends within the task's deadline, one session's energy (training + radio, §5) fits
-  the node's per-session energy budget, and the task is known to the node, approved and not
-  expired (the dynamic part, supplied by the caller each round).
-- Utility of task T for node i:
-      U_i(T) = w_r * ln(reward_T / E_i(T)) + w_v * value_i(T) - w_c * participants_T / target_T
-  plus `sticky` for the task the node already trains (a switching cost). §6.4 writes the
-  reward term as reward / E; we take its logarithm so that w_r does not depend on the units of
-  reward and joules (a 2x better pay per joule is worth the same everywhere). The
-  engineer-reputation term of §6.4 is not modeled (engineers have no reputation here).
-- Choice: one draw from softmax(U / tau) over the feasible tasks plus an "idle" option whose
-  utility is `w_r * ln(min_reward_per_j)` (the pay per joule below which the user declines).
-  Sampled exactly with the Gumbel-max trick; tau -> 0 picks the argmax (ties: lowest index,
-  idle last). At most one task per node: the result is one index per node, -1 for idle.
+ALGORITHMS.md §6.4 (our proposal), over `[N, T]` arrays. Feasible: fits memory, one session
+(FedScale time model §4.3) ends before the deadline, its energy (§5) fits the budget, and the
+task is known, approved and unexpired. Utility U_i(T) = w_r ln(reward_T / E_i(T)) +
+w_v value_i(T) - w_c participants_T / target_T (+ `sticky`); one Gumbel-max draw from
+softmax(U / tau) over the feasible tasks and "idle" (-1).
+Notes: docs/NOTES.md#dloverlaychoicepy
 """
 
 import jax

@@ -1,42 +1,11 @@
 """Task dissemination by gossip: push, pull, push-pull anti-entropy and push rumor mongering.
 
-Vectorized over nodes and tasks: the whole overlay's knowledge is one `[N, T]` pytree, a round
-is one gather (pull side) and one scatter-OR (push side, an OR over all senders that chose the
-same partner), and nothing loops over nodes or tasks in Python. Rounds are synchronous: every
-exchange of a round reads the knowledge of the *start* of the round.
-
-Rounds also run on bit-packed sets (`PackedKnowledge`, from `pack`: 32 tasks per `uint32`
-word, 16 bytes per node for 100 tasks instead of 100 bools), so the gather and the scatter-OR
-move a few words per node; long simulations carry the packed state and `unpack` it when they
-need the `[N, T]` booleans (the results are identical). The `[N, T]` counters (and, in the
-packed form, the `informed_at` stamps) are only touched in the rows that can change (nodes
-holding a hot rumor; nodes that learned something this round), gathered and updated `_CHUNK`
-rows at a time (`_update_rows`).
-
-- Anti-entropy (Demers et al., "Epidemic algorithms for replicated database maintenance",
-  PODC 1987): each online node contacts one partner per round and they reconcile all tasks
-  (`push`: initiator -> partner; `pull`: partner -> initiator; `push_pull`: both ways).
-  On the complete graph push informs everyone in (1 + o(1))(log2 N + ln N) rounds
-  (Frieze & Grimmett 1985; Pittel 1987; Doerr & Fouz), push-pull in log3 N + O(log log N)
-  (Karp, Schindelhauer, Shenker & Vöcking, FOCS 2000).
-- Rumor mongering (Demers et al., push, feedback + counter): a node pushes its *hot* tasks;
-  when the partner already knew a task the sender's counter for it grows by one and after `k`
-  such useless contacts the task stops being hot at the sender. A node that learns a task by
-  rumor makes it hot. Residue s and traffic m obey s ~ exp(-m). Demers's Table 1 (n = 1000)
-  is reproduced within sampling error by synchronous rounds in which a useful push resets
-  the counter (k counts consecutive useless contacts; the default), and not by a cumulative
-  counter (see `gossip_round`).
-
-Conventions (counted per node, cumulative: `Knowledge.sent` messages, `Knowledge.carried`
-task records inside them, so bytes per node = sent * header + carried * record size):
-- Offline nodes neither send nor receive. A message to an offline partner is sent (counted)
-  and lost; a pull request to an offline partner gets no reply; a lost rumor push gives the
-  sender no feedback (its counter does not move).
-- `push` / `rumor`: a node sends one message per round if it has something to push (a known
-  / hot task); the message carries every known / hot task. `pull` / `push_pull`: every online
-  node with a partner sends one request (a digest), an online partner sends one reply; thanks
-  to the digests only tasks the receiver lacks are carried.
-- Only rumor mongering and `publish` make a task hot; anti-entropy spreads knowledge silently.
+Demers et al., "Epidemic algorithms for replicated database maintenance", PODC 1987 (push-pull:
+Karp et al., FOCS 2000). The overlay's knowledge is one `[N, T]` pytree (or bit-packed,
+`PackedKnowledge`); a synchronous round is one gather and one scatter-OR, no Python loop over
+nodes or tasks. By default a useful push resets a rumor's counter (`k` consecutive misses).
+`Knowledge.sent` / `Knowledge.carried` count messages and task records per node.
+Notes: docs/NOTES.md#dloverlaydisseminationpy
 """
 
 from functools import partial

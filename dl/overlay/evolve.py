@@ -1,24 +1,11 @@
 """The overlay on the virtual clock: publish, review, disseminate, choose (system-only).
 
-DESIGN.md semantics 5, ALGORITHMS.md §6. Rounds every `period_s` of virtual time, on the same
-availability trace as training (`dl.traces.availability.is_online` at each round's start):
-
-1. Review (§6.3, `dl.overlay.review`): a task submitted at `publish_s` gets its panel at the
-   first round at or after it (the m online nodes with the smallest hash); a reviewer votes if
-   it is online at some round of the following `review.deadline_s` (it answers when next
-   online), else it casts no vote; k approvals approve the task at the deadline. Review
-   depends on nothing but the trace, so it is computed for all tasks at once before the rounds.
-2. An approved task enters the overlay at its decision round as a hot rumor at its first
-   approving reviewer (who holds the certificate); rejected tasks never spread.
-3. Dissemination (§6.1, `dl.overlay.dissemination.gossip_round`, modes run in order each
-   round) over the online nodes.
-4. Choice (§6.4, `dl.overlay.choice`): an online node re-evaluates every `choice.period_s`
-   (at its own random phase), as soon as it learns a task it could train, and when its task
-   becomes unavailable (expired); offline nodes keep their choice. Congestion counts the
-   online participants at the start of the round.
-
-A chunk of rounds is one jitted `lax.scan`. The output, which node trains which task in each
-round (`assign [R, N] int8`, -1: none), drives training (`dl.multitask`).
+DESIGN.md semantics 5, ALGORITHMS.md §6. Rounds every `period_s` of virtual time on the training's
+availability trace: review (computed for all tasks first, from the trace only), an approved task
+enters as a hot rumor at its first approving reviewer, dissemination, then choice. A chunk of
+rounds is one jitted `lax.scan`; its output `assign [R, N] int8` (-1: none) drives training
+(`dl.multitask`).
+Notes: docs/NOTES.md#dloverlayevolvepy
 """
 
 import math

@@ -1,22 +1,12 @@
 """Verifiable peer review of tasks: hash-selected reviewers, k-of-m verdicts, reputation.
 
-ALGORITHMS.md §6.3 (our proposal). The reviewers of task `t` are the `m` online nodes with the
-smallest `H(node_id, t)` (MurmurHash3, `dl.overlay.hashing`) among those with reputation
->= `r_min`: the engineer cannot pick friends and anyone can recompute the panel (the idea of
-hash-based sampling as in Plexus, and of verifiable random sortition). Vectorized over tasks:
-one `[T, N]` hash matrix and m masked `argmax` passes per call.
-
-Verdict model (the security arithmetic of §6.3): a fraction `f` of nodes collude, fixed per node
-by the seed. Honest reviewers reject an abusive task with probability `q` and approve a benign
-one with probability `q`. Colluders approve abusive tasks; with `adversarial=True` (default,
-the model behind the table of §6.3) they also reject benign ones, with `adversarial=False` they
-approve everything. A task is approved iff >= `k` of its `m` reviewers approve before the
-deadline D. A reviewer that is offline at the deadline casts no vote, which counts as "not
-approve" (so churn can only block a task, never push it through). The reputation-weighted
-variant also needs the approvers' reputation (clipped at 0) to reach `theta` of the panel's.
-Reputation: +1 to a voter whose vote matches the final outcome, -2 to one whose vote does not;
-non-voters are left alone. The final outcome is the verdict unless the task is later revoked
-(abuse confirmed), in which case it counts as a rejection.
+ALGORITHMS.md §6.3 (our proposal; hash-based sampling as in Plexus, verifiable random sortition).
+The reviewers of task t are the m online nodes with reputation >= `r_min` and the smallest
+`H(node_id, t)` (MurmurHash3, `dl.overlay.hashing`). A task is approved iff >= k of its m
+reviewers approve before the deadline; an offline reviewer casts no vote. Colluders (fraction f)
+and honest reviewers (right with probability q) vote; a vote matching the outcome earns +1,
+else -2.
+Notes: docs/NOTES.md#dloverlayreviewpy
 """
 
 import math

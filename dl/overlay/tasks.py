@@ -1,12 +1,9 @@
 """Task records of the overlay: who published what, what it costs, what it pays.
 
-ALGORITHMS.md §6.3: `T = {id = H(spec), engineer, spec(model size, FLOPs/sample, data schema
-and labels, hyper-parameters, reward, expiry)}`. Here a task's id is its index in the table
-(the hash only seeds the reviewer draw, `dl.overlay.review`), signatures are not modeled, and
-each record carries its ground truth (`abusive`), which only reviewers' votes and the metrics
-see. A config lists the tasks under `tasks.<name>.spec`; trainable tasks also give a
-`task`/`algorithm`/`server` sub-config and their model size, FLOPs and session costs are
-derived from the built model, overlay-only tasks (e.g. an abusive one) state them.
+ALGORITHMS.md §6.3; here a task's id is its index in the table, and each record carries its
+ground truth (`abusive`). Configs list tasks under `tasks.<name>.spec`; trainable tasks derive
+model size, FLOPs and session costs from the built model, overlay-only tasks state them.
+Notes: docs/NOTES.md#dloverlaytaskspy
 """
 
 import math

@@ -1,22 +1,10 @@
 """FedAvg's server rules: the pseudo-gradient from the K clients' models.
 
-Upload compression (`upload_frac = s`, ALGORITHMS.md §1.4): a client uploads a fraction s of its
-delta, so with an EnergyEnv its upload time and upload transfer energy are s times the full
-model's (`t_client` loses `(1 - s) t_up`), and s x model bytes are counted per upload. Without an
-EnergyEnv, `NodeEnv.t_client` is used as given and must already hold the compressed upload.
-
-Server rules (`server_rule`, ALGORITHMS.md §1.5; Hegedus, Danner, Jelasity, DAIS 2019 / JPDC
-2021, read from the authors' simulator, ormandi/Gossip-Learning-Framework branch `privacy`):
-- `weighted` (default): example-weighted mean (McMahan et al.); with s < 1 each coordinate is
-  sent with probability s and averaged over the clients that sent it.
-- `dais` (`FederatedLearning.java` / `SlimLogReg.getModelPart`, Feb. 2019): per output column
-  of every weight matrix a client sends m = floor(s d) of the d weights (uniform, without
-  replacement) scaled by d / m (= 1/s when s d is an integer), the bias always and unscaled;
-  the master adds the plain mean (coefficient 1 / received) of the sparse deltas.
-- `jpdc` (the same file, Dec. 2020): the same masks, unscaled; per weight coordinate the mean
-  over the clients that sent it times 1 / (1 - (1 - m/d)^n), n = received; bias plain mean.
-A leaf with >= 2 axes is a weight matrix whose last axis is the output (class) axis; a leaf with
-0 or 1 axes is a bias. Both new rules ignore the example counts (the papers' clients are equal).
+`server_rule` (ALGORITHMS.md §1.5): `weighted` (default, McMahan et al.), `dais` and `jpdc`
+(Hegedus, Danner, Jelasity, DAIS 2019 / JPDC 2021, from ormandi/Gossip-Learning-Framework branch
+`privacy`). `upload_frac = s` (§1.4): a client uploads a fraction s of its delta. A leaf with
+>= 2 axes is a weight matrix (last axis: output), else a bias.
+Notes: docs/NOTES.md#dlrulesfedavgpy
 """
 
 import math

@@ -1,18 +1,10 @@
 """Compiled per-node availability: sorted transition times, queried with a binary search.
 
-Every trace source (STUNner, FedScale, synthetic) compiles to the same `Availability` pytree: for
-node i, `first_online[i]` is its state at time 0, and `times[i]` lists the instants at which the
-state flips, sorted, padded with +inf. Sessions are half-open: a node whose transitions are
-(t1, t2) and `first_online=False` is online on [t1, t2). The state at t is therefore
-`first_online XOR (number of transitions <= t is odd)`.
-
-Builders compile the timeline for `[0, horizon_s)`; after the last transition the state persists.
-Times are float32 seconds (resolution 1/16 s at one week, 1/4 s at one month), which is far below
-the simulator's quantum; two flips that round to the same instant cancel out. Memory is
-`N * T * 4` bytes with T the largest per-node number of transitions, so flapping traces make T
-large (see stunner.py `min_session_s`).
-
-The query functions are pure jax and jittable; `t` may be a scalar or an [N] array.
+Every trace source (STUNner, FedScale, synthetic) compiles to one `Availability` pytree over
+`[0, horizon_s)`: `first_online[i]` and `times[i]` (sorted float32 flip instants, padded with
++inf). Sessions are half-open: the state at t is `first_online XOR (number of transitions <= t
+is odd)`. The query functions are pure jax and jittable.
+Notes: docs/NOTES.md#dltracesavailabilitypy
 """
 
 from __future__ import annotations

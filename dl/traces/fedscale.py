@@ -1,25 +1,10 @@
 """FedScale traces (Lai et al., "FedScale: Benchmarking Model and System Performance of Federated
 Learning at Scale", ICML 2022; github.com/SymbioticLab/FedScale) in a pickle-free form.
 
-FedScale ships two dict pickles (ALGORITHMS.md §4.2; they are not in `shared/data`):
-- `client_behave_trace`: {id: {'active': [s], 'inactive': [s], 'finish_time': s, 'model': str,
-  'duration': s}}; availability is replayed cyclically, `norm_t = t mod finish_time`;
-- `client_device_capacity`: {id: {'computation': ms/sample, 'communication': kbit/s}}.
-
-`scripts/convert_fedscale.py` unpickles them once (restricted to plain types) and writes npz files
-that this module reads with `allow_pickle=False`; the simulator never unpickles.
-
-Reading of a client (dasklearn, sacs-epfl/decentralized-learning-simulator, `set_fedscale_trace_
-for_client`): it starts online iff `inactive[0] < active[0]` or `active[0] == 0`; each `active`
-time (> 0) sets it online, each `inactive` time sets it offline (at equal times the online event
-applies first). Unlike dasklearn, which carries the last state over period ends, every period
-restarts from the initial state, so the state at t is the state at `t mod finish_time` (FedScale's
-`is_active`). For the usual well-formed trace (active[i] < inactive[i] < active[i+1]) a client is
-online on [active[i], inactive[i]) of each period, plus [0, inactive[0]) when it starts online.
-
-Assignment of trace rows to nodes: `assign="random"` samples rows without replacement when there are
-enough (dasklearn's `Random(seed).sample`, here with numpy), else with replacement;
-`assign="modulo"` gives node i row `i % rows` (FedScale's `keys[client_id % len]`).
+Reads the npz files that `scripts/convert_fedscale.py` writes from FedScale's two pickles
+(ALGORITHMS.md §4.2) with `allow_pickle=False`. Availability is replayed cyclically: the state
+at t is the state at `t mod finish_time`.
+Notes: docs/NOTES.md#dltracesfedscalepy
 """
 
 from __future__ import annotations

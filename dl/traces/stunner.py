@@ -2,24 +2,9 @@
 smartphone churn over the internet: a measurement study", IEEE P2P 2014), as shipped with the
 Gossip Learning Framework (ormandi/Gossip-Learning-Framework @9f9d37f9, `res/trace/`).
 
-Files under `<root>/stunner_smartphone_availability/`: the original PeerSim session files
-`peersim_session_{100,80}.txt` and their lossless npz conversion `stunner_sessions_thr{100,80}.npz`
-(DATA.md). One text line is one segment of one user:
-`<user> <first_online 0|1> <start_ms> <tz_hours> <d_1> ... <d_k>`, durations in ms alternating
-online/offline from `first_online`; each segment starts at 00:00 UTC and lasts 1-7 whole days.
-
-Replay (GoLF's `MobilTraceChurn`, vectorized): each node reads a uniformly random segment from its
-start and draws a new one when it ends. Simulated time t = 0 is 00:00 UTC (or local midnight with
-`align_tz`), and every segment read continues at the time of day the node's clock is at, so the
-daily cycle survives segment changes:
-- `align_tz=True`: a segment is read rotated by its `tz_hours` (circularly; the first tz hours of
-  local time are taken from its last day), so t mod 86400 is local time of day.
-- `window_s`: instead of whole segments, windows of `window_s` seconds (capped at the segment
-  length) start at a random day of a random segment, at the clock's time of day, read circularly
-  (GoLF's later 2-day variants cut 2-day windows).
-- `min_session_s`: sessions shorter than this are absorbed by the state of the preceding kept
-  session of the segment (the next one for a leading run) and equal neighbours merged (GoLF's
-  `-1min` variant drops sessions under 1 minute). 38% of all sessions are under 1 minute.
+Replays `<root>/stunner_smartphone_availability/` (DATA.md) as GoLF's `MobilTraceChurn`,
+vectorized: each node reads random segments back to back, at its clock's time of day.
+Notes: docs/NOTES.md#dltracesstunnerpy
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Synthetic availability for tests and what-if studies (no data files needed).
 
-- `always_on`: every node online all the time (the "no churn" baseline).
-- `bernoulli`: time cut into periods; each node is online in each period independently with
-  probability `p_online` (the i.i.d. churn model of many FL simulators).
-- `diurnal`: like `bernoulli` with slots of `slot_s`, but the online probability follows a daily
-  sinusoid `mean_online + amplitude * cos(2 pi (t - peak_s - phase_i) / period_s)`, clipped to
-  [0, 1], with a per-node Gaussian phase jitter `phase_i ~ N(0, jitter_s)`. The default peak is
-  03:00, when phones charge overnight (FedScale/FLASH count a device available while charging;
-  the STUNner trace also peaks at 03:00-04:00 local time).
-
-All builders are pure functions of their arguments (numpy `default_rng(seed)`) and return the
-common `Availability` form for [0, horizon_s).
+`always_on` (no churn), `bernoulli` (online per period with probability `p_online`, i.i.d.) and
+`diurnal` (per-slot probability following a daily sinusoid, default peak 03:00, per-node phase
+jitter). Pure functions of their arguments (numpy `default_rng(seed)`), returning the common
+`Availability` form for [0, horizon_s).
+Notes: docs/NOTES.md#dltracessyntheticpy
 """
 
 from __future__ import annotations
