@@ -158,23 +158,33 @@ def tables(res: dict) -> str:
         f"pendigits logistic, 100 STUNner phones, {HORIZON_S // 3600} h, server down from "
         f"{START_S // 60} min; {res['seeds']} seeds per cell, median [95% bootstrap interval]; "
         f"'cens.' = {TARGET} not reached in the horizon. Return: server accuracy just before "
-        "it (`pre`), at it (first quantum, `first`), lowest in the 20 min after (`low`).\n\n"
+        "it (`pre`), at it (first quantum, `first`), lowest in the 20 min after (`low`), largest "
+        "fall after a gain in those 20 min (`drawdown`).\n\n"
     )
     t1 = (
         "| outage | algorithm | time to 0.85 | energy to 0.85 | final | pre | first | low | "
-        "dip (pre-low) | DWA - FedAsync at return (paired) |\n" + "|---" * 10 + "|\n"
+        "drawdown |\n" + "|---" * 9 + "|\n"
     )
     for h in OUTAGES_H:
         for alg in ALG:
             c = cells.get(cell_name(alg, h), {})
-            d = pr.get(f"out{h:g}h") if alg == "dwa" else None
             t1 += (f"| {h:g} h | {alg} | {txt(c.get('time_s'), *T)} | "
                    f"{txt(c.get('energy_j'), *E)} | "
                    f"{txt(c.get('final'), *A)} | {txt(c.get('ret_pre'), *A)} | "
                    f"{txt(c.get('ret_first'), *A)} | {txt(c.get('ret_low'), *A)} | "
-                   f"{txt(c.get('ret_dip'), *A)} | {txt(d, *A)} |\n")  # fmt: skip
-    t2 = "\n| DWA knobs (2-h outage) | time to 0.85 | final | first | low | swing (high-low) | " \
-         "gossip frontier p90 |\n|---|---|---|---|---|---|---|\n"  # fmt: skip
+                   f"{txt(c.get('ret_drawdown'), *A)} |\n")  # fmt: skip
+    t1 += (
+        "\n| DWA - FedAsync, same seed | server accuracy at the return | time to 0.85 | "
+        "energy to 0.85 |\n|---|---|---|---|\n"
+    )
+    for name, d in pr.items():
+        t1 += (f"| {name.replace('_', ', ')} | {txt(d.get('ret_first'), *A)} | "
+               f"{txt(d.get('time_s'), ' min', 60.0, 1)} | "
+               f"{txt(d.get('energy_j'), *E)} |\n")  # fmt: skip
+    t2 = (
+        "\n| DWA knobs (2-h outage) | time to 0.85 | final | first | low | drawdown | "
+        "best sampled node before return |\n" + "|---" * 7 + "|\n"
+    )
     for lam, nu in KNOBS:
         c = cells.get(cell_name("dwa", 2.0, lam=lam, nu=nu), {})
         t2 += (f"| lam_max={lam:g}, nu={nu:g} | {txt(c.get('time_s'), *T)} | "
@@ -198,11 +208,11 @@ def aggregate(runs: dict, seeds: int) -> dict:
     g = grid()
     per = {k: [measure(rows, g[k]) for rows in runs.get(k, [])] for k in g}
     cells = {k: dict(summarize_cell(v), **g[k]) for k, v in per.items() if v}
-    pr = {}
-    for h in OUTAGES_H:  # DWA - FedAsync, same seed, server accuracy at the return
-        a, b = per.get(cell_name("dwa", h), []), per.get(cell_name("fedasync", h), [])
+    pr = {}  # DWA - FedAsync, same seed (same trace and data): return, time, energy
+    for h, part in [(h, "iid") for h in OUTAGES_H] + [(2.0, "dir")]:
+        a, b = per.get(cell_name("dwa", h, part), []), per.get(cell_name("fedasync", h, part), [])
         if a and len(a) == len(b):
-            pr[f"out{h:g}h"] = paired(a, b, "ret_first")
+            pr[f"{h:g}h_{part}"] = {k: paired(a, b, k) for k in ("ret_first", "time_s", "energy_j")}
     return {"seeds": seeds, "target": TARGET, "cells": cells, "paired": pr, "per_seed": per}
 
 

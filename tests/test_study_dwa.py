@@ -67,14 +67,16 @@ def test_aggregate_censoring_and_paired_difference():
     assert res["cells"][fa]["time_s"]["median"] == 4200.0
     assert c["ret_pre"]["median"] == 0.82 and c["ret_first"]["median"] == 0.83
     # paired DWA - FedAsync at the return: 0.02, 0.01, 0.00 -> median 0.01
-    d = res["paired"]["out0.5h"]
+    d = res["paired"]["0.5h_iid"]["ret_first"]
     assert d["median"] == pytest.approx(0.01) and d["lo"] <= d["median"] <= d["hi"]
     assert t_ret == 2700.0
+    # paired time: DWA censored in seed 2 -> no paired time difference; energy likewise
+    assert res["paired"]["0.5h_iid"]["time_s"] is None
     # cells without runs are left out, and the tables still render (with '-')
     assert study.cell_name("dwa", 4.0) not in res["cells"]
     text = study.tables(res)
     assert "| 0.5 h | dwa | 60 min [" in text and "(1/3 cens.)" in text
-    assert "| 4 h | dwa | - |" in text
+    assert "| 4 h | dwa | - |" in text and "| 0.5h, iid | 0.010 [" in text
 
 
 def test_grid_shares_the_default_cell():
