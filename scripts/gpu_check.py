@@ -153,8 +153,8 @@ def _chunk_timings(cfg: dict, stop_after_s: float, rounds: int) -> dict:
     """Builds the FedAvg runner and runs chunks of `eval_every_s` virtual s, timing each."""
     import jax
 
+    from dl.algorithms.base import make_runner
     from dl.build import build
-    from dl.runners import make_runner
     from dl.train.mapping import resolve_strategy
 
     b = build(cfg)

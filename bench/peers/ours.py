@@ -1,5 +1,6 @@
-"""Our engine's whole synchronous FedAvg round (dl.runners.make_runner, algorithm=fedavg) on the
-peer workload: N clients per round, all always online, every round one `runner.chunk` call.
+"""Our engine's whole synchronous FedAvg round (`dl.algorithms.base.make_runner`,
+algorithm=fedavg) on the peer workload: N clients per round, all always online, every round
+one `runner.chunk` call.
 
     .venv/bin/python bench/peers/ours.py MODEL N ROUNDS DATA.npz
 Prints {"round_s": [...], "warmup_s": first round incl. compile}.
@@ -17,10 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORKLOADS, emit, load  # noqa: E402
 
-from dl.algorithms.fedavg import NodeEnv  # noqa: E402
+from dl.algorithms.base import make_runner  # noqa: E402
 from dl.build import build  # noqa: E402
+from dl.engine.rounds import NodeEnv  # noqa: E402
 from dl.resume_config import compose_resolved  # noqa: E402
-from dl.runners import make_runner  # noqa: E402
 from dl.train.mapping import resolve_strategy  # noqa: E402
 
 
