@@ -5,7 +5,6 @@
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -13,9 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dl.errors import DLError  # noqa: E402
-from dl.logging.metrics import read_metrics  # noqa: E402
+from dl.io.metrics import read_metrics  # noqa: E402
 
 
 def plot(
