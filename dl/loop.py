@@ -4,6 +4,7 @@ row is recorded. The only Python loop is over chunks (DESIGN.md); `dl.simulate` 
 `dl.simulate_multi` (several tasks on one population) set it up and call it.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,20 +16,52 @@ ENERGY_PARTS = ("energy_compute_j", "energy_radio_j")  # energy_j = their sum (w
 
 @dataclass(frozen=True)
 class Schedule:
-    """Evaluate every `every_s` virtual seconds and at the end, `duration_s`."""
+    """Evaluate every `every_s` virtual seconds, at the end (`duration_s`), and every `step` s
+    inside each window `(t0, t1, step)` of `windows` (`sim.eval_windows`: dense evaluation
+    around an event, e.g. the server's return after an outage, without a dense whole run)."""
 
     duration_s: float
     every_s: float
+    windows: tuple = ()  # ((t0, t1, step), ...) virtual seconds
 
     def __post_init__(self):
         if not (self.duration_s > 0 and self.every_s > 0):
             raise ConfigError("sim.duration_s and sim.eval_every_s must be > 0")
+        for w in self.windows:
+            num = isinstance(w, (list, tuple)) and len(w) == 3
+            num = num and all(isinstance(v, (int, float)) and math.isfinite(v) for v in w)
+            if not num or not (0 <= w[0] <= w[1] and w[2] > 0):
+                raise ConfigError(
+                    f"sim.eval_windows: {w} must be [t0, t1, step] with 0 <= t0 <= t1, step > 0"
+                )
+
+    @classmethod
+    def of(cls, sim: dict) -> "Schedule":
+        """The schedule of a `sim` config: duration_s, eval_every_s, eval_windows."""
+        windows = sim.get("eval_windows") or ()
+        if not isinstance(windows, (list, tuple)):
+            raise ConfigError(f"sim.eval_windows: {windows} must be a list of [t0, t1, step]")
+        windows = tuple(tuple(w) if isinstance(w, (list, tuple)) else w for w in windows)
+        return cls(float(sim["duration_s"]), float(sim["eval_every_s"]), windows)
 
     def after(self, target: float, now: float) -> float:
-        """The first evaluation time after `now`, stepping from `target`."""
+        """The first regular evaluation time after `now`, stepping from `target`."""
         while target <= now:
             target += self.every_s
         return target
+
+    def next_stop(self, target: float, now: float) -> float:
+        """The next evaluation time after `now`: the regular `target` or an earlier window
+        point `t0 + j step <= t1`, capped at the end of the run."""
+        stop = target
+        for t0, t1, step in self.windows:
+            j = max(0, math.floor((now - t0) / step) + 1)
+            t = t0 + j * step
+            if t <= now:  # float rounding: step on
+                t += step
+            if t <= t1:
+                stop = min(stop, t)
+        return min(stop, self.duration_s)
 
 
 @dataclass
@@ -73,7 +106,7 @@ def run_loop(
     may carry past it. Returns the last row."""
     now = min(lane.clock() for lane in lanes) if lanes else 0.0
     while now < schedule.duration_s and row.get("round", 0) < max_rounds:
-        stop = min(target, schedule.duration_s)
+        stop = schedule.next_stop(target, now)
         for lane in lanes:
             lane.advance(stop)
         now = min(lane.clock() for lane in lanes) if lanes else stop

@@ -36,7 +36,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
     if cfg.get("tasks"):
         return simulate_multitask(cfg, Path(run_dir))
     sim = cfg["sim"]
-    schedule = Schedule(float(sim["duration_s"]), float(sim["eval_every_s"]))
+    schedule = Schedule.of(sim)
     algorithm = get_algorithm(cfg["algorithm"].get("name"))
     b = build(cfg)
     strategy = resolve_strategy(

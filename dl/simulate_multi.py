@@ -67,7 +67,7 @@ def _task_row(t: TaskRun, first_col: np.ndarray, r: int, perm: np.ndarray, k: in
 def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
     """Runs the several-task config `cfg`; writes metrics.jsonl, overlay.json, summary.json."""
     sim = cfg["sim"]
-    schedule = Schedule(float(sim["duration_s"]), float(sim["eval_every_s"]))
+    schedule = Schedule.of(sim)
     if (cfg.get("ckpt") or {}).get("every_s") is not None or cfg.get("resume") not in (None, False):
         raise ConfigError(
             "ckpt.every_s / resume: several-task runs (a tasks: mapping) do not checkpoint"
