@@ -63,34 +63,84 @@ def _compose(lines: list[str]) -> dict:
 
 
 def stage_tests(sz: dict) -> dict:
-    """pytest on the subset; on a multi-GPU host the sharding test is what compares devices."""
+    """pytest on the subset: goldens on the default backend (re-run at float32 matmul precision
+    if they fail: TF32), test_sharding on fake CPU devices (it counts host devices), and with
+    more than one GPU the same equality on real devices (`real_device_equality`)."""
     import glob
 
     import jax
 
+    on_gpu = jax.default_backend() == "gpu"
     files = sorted(f for pat in sz["tests"] for f in glob.glob(str(ROOT / pat)))
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+    shard = [f for f in files if f.endswith("test_sharding.py")]
+    rest = [f for f in files if f not in shard]
 
-    def pytest(extra_env: dict) -> tuple[int, str]:
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files]
-        r = subprocess.run(cmd, cwd=ROOT, env={**env, **extra_env}, capture_output=True, text=True)
+    def pytest(fs: list[str], extra_env: dict) -> dict:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *fs]
+        env = {**os.environ, "WANDB_MODE": "disabled", **extra_env}
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         lines = [x for x in r.stdout.splitlines() if x.strip()]
-        return r.returncode, lines[-1] if lines else r.stderr.strip()[-300:]
+        last = lines[-1] if lines else r.stderr.strip()[-300:]
+        return {"rc": r.returncode, "summary": last, "passed": _count(last, "passed")} | {
+            "failed": _count(last, "failed") + _count(last, "error")
+        }
 
-    rc, last = pytest({})
-    out = {"files": [os.path.relpath(f, ROOT) for f in files], "rc": rc, "summary": last}
-    out["devices"] = jax.device_count()
-    out["device_note"] = (
-        "test_sharding compares 1 vs 8 fake CPU devices; with one accelerator that is all"
-        if jax.device_count() < 2
-        else "several devices: test_sharding's 8-device run maps onto the host platform; "
-        "real-device equality needs a run with CUDA_VISIBLE_DEVICES limited to one"
-    )
-    if rc != 0:  # TF32 matmuls on recent GPUs can miss hand-derived goldens: say whether that is it
-        rc2, last2 = pytest({"JAX_DEFAULT_MATMUL_PRECISION": "float32"})
-        out["rerun_float32_precision"] = {"rc": rc2, "summary": last2}
-    passed = _count(last, "passed")
-    return out | {"value": passed, "unit": "tests passed", "failed": _count(last, "failed")}
+    runs = {}
+    if rest:
+        runs["default_backend"] = pytest(rest, {})
+        if runs["default_backend"]["rc"] != 0 and on_gpu:
+            runs["float32_precision"] = pytest(rest, {"JAX_DEFAULT_MATMUL_PRECISION": "float32"})
+    if shard:
+        runs["sharding_fake_cpu_devices"] = pytest(shard, {"JAX_PLATFORMS": "cpu"})
+    counted = [r for k, r in runs.items() if k != "float32_precision"]
+    out = {"files": [os.path.relpath(f, ROOT) for f in files], "runs": runs}
+    n_dev = jax.device_count()
+    if on_gpu and n_dev > 1:
+        out["real_devices"] = real_device_equality()
+    else:
+        out["real_devices"] = {"skipped": f"{n_dev} {jax.default_backend()} device(s)"}
+    return out | {
+        "value": sum(r["passed"] for r in counted),
+        "unit": "tests passed",
+        "failed": sum(r["failed"] for r in counted),
+    }
+
+
+def real_device_equality() -> dict:
+    """test_sharding's driver on one GPU vs all GPUs (CUDA_VISIBLE_DEVICES), compared as that
+    test compares 1 vs 8 fake devices: node-axis sums at rtol 1e-5, the rest exactly."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("test_sharding", ROOT / "tests/test_sharding.py")
+    mod = module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = {}
+    with tempfile.TemporaryDirectory() as d:
+        for tag, visible in (("one", "0"), ("all", None)):
+            env = {**os.environ, "WANDB_MODE": "disabled"}
+            if visible is not None:
+                env["CUDA_VISIBLE_DEVICES"] = visible
+            cmd = [sys.executable, "-c", mod.DRIVER, f"{d}/{tag}"]
+            r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            if r.returncode != 0:
+                err = [x for x in r.stderr.splitlines() if x.strip()] or ["?"]
+                return {"ok": False, "reason": f"{tag}: {err[-1][:300]}"}
+            res[tag] = json.loads(r.stdout.strip().splitlines()[-1])
+    bad = []
+    for alg in ("fedavg", "fedasync", "gossip", "dwa"):
+        for a, b in zip(res["one"][alg], res["all"][alg], strict=False):
+            for k in a:
+                tol = 1e-5 if any(t in k for t in mod.REDUCTIONS) else 0.0
+                if k != "wall_time_s" and not _same(a[k], b.get(k), tol):
+                    bad.append(f"{alg}.{k}: {a[k]} vs {b.get(k)}")
+    devices = [res["one"]["devices"], res["all"]["devices"]]
+    return {"ok": not bad, "devices": devices, "mismatches": bad[:10]}
+
+
+def _same(a, b, tol: float) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float) and tol:
+        return math.isclose(a, b, rel_tol=tol, abs_tol=1e-9)
+    return a == b
 
 
 def _count(summary: str, word: str) -> int:
