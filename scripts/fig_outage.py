@@ -8,14 +8,11 @@ outage_*.yaml: Fashion-MNIST, small CNN, STUNner availability + FLASH devices,
 `server=outage_mid`, i.e. down for the middle half [D/4, 3D/4) of a run of D virtual seconds)
 into <runs>/<alg>, through `dl.analysis.launch` (a folder holding the same command completed is
 reused unless --force; the overrides are checked as dl.run checks them before anything runs).
-Those rows are the regular grid (every `sim.eval_every_s`: server model and `sim.eval_nodes`
-node models). For a server algorithm (its rows count uploads, `updates_applied`) a second run of
-the same config with `sim.eval_every_s=1 sim.eval_nodes=1` into <runs>/<alg>_dense gives the
-server-only evaluations every second for `--dense-s` seconds after the server returns, so that
-"the server catches up within a few uploads" can be read off the upload counter. The host loop
-evaluates only on a regular grid, so that second run simulates the whole run again (same
-trajectory: the JSON records the largest difference at the shared grid times);
-`--dense-s 0` skips it. Rows carry `eval`: full (grid) or server (dense).
+Rows on the regular grid (every `sim.eval_every_s`: server model and `sim.eval_nodes` node
+models) are tagged `eval: full`. For the server algorithms the run also evaluates every second
+for `--dense-s` seconds after the server returns (`sim.eval_windows`, the host loop's dense
+window); those rows, tagged `eval: server` (node metrics dropped), show "the server catches up
+within a few uploads" on the server's upload counter (`updates_applied`).
 
 Checks (results/outage.json): during the outage FedAsync's server model is frozen and DWA's node
 models keep improving (node accuracy p90 / max / mean at the outage start vs. its end); after
@@ -40,19 +37,19 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dl.algorithms.base import make_runner  # noqa: E402
 from dl.analysis.launch import compose, run_checked  # noqa: E402
 from dl.analysis.runs import RunReadError, read_run  # noqa: E402
 from dl.analysis.targets import first_reaching  # noqa: E402
 from dl.build import build  # noqa: E402
 from dl.errors import ConfigError  # noqa: E402
-from dl.runners import make_runner  # noqa: E402
 from dl.train.mapping import resolve_strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ALGS = ("dwa", "fedasync", "gossip")
 TARGETS = (0.80, 0.75, 0.70)
 COLORS = {"dwa": "C2", "fedasync": "C1", "gossip": "C0"}
-DENSE = ["sim.eval_every_s=1", "sim.eval_nodes=1"]  # the dense run: server evaluations every s
+SERVER_ALGS = ("dwa", "fedasync")  # evaluated every second after the server returns
 
 
 def run_overrides(alg: str, overrides: list[str]) -> list[str]:
@@ -81,9 +78,18 @@ def launch(alg: str, overrides: list[str], run_dir: Path, force: bool) -> None:
     )
 
 
-def is_server(rows: list[dict]) -> bool:
-    """A server algorithm: its rows count the uploads the server applied."""
-    return "updates_applied" in rows[0]
+def dense_window(alg: str, cfg: dict, dense_s: float) -> list[str]:
+    """The override adding 1-s evaluations over [t_up, t_up + dense_s] (server algorithms)."""
+    if dense_s <= 0 or alg not in SERVER_ALGS:
+        return []
+    _, t_up = outage_window(cfg)
+    return [f"sim.eval_windows=[[{float(t_up)},{float(t_up + dense_s)},1]]"]
+
+
+def on_grid(t: float, sim: dict) -> bool:
+    """A regular evaluation time (a multiple of sim.eval_every_s, or the end of the run)."""
+    k = t / float(sim["eval_every_s"])
+    return abs(k - round(k)) < 1e-6 or abs(t - float(sim["duration_s"])) < 1e-3
 
 
 def run_overrides_of(run_dir: Path) -> list[str] | None:
@@ -93,42 +99,31 @@ def run_overrides_of(run_dir: Path) -> list[str] | None:
     except (OSError, yaml.YAMLError):
         return None
     fixed = run_overrides("", [])[1:]
-    return [o for o in saved if not o.startswith(("experiment=", "hydra.")) and o not in fixed]
+    own = ("experiment=", "hydra.", "sim.eval_windows=")  # set by this script
+    return [o for o in saved if not o.startswith(own) and o not in fixed]
 
 
-def load(alg: str, cfg: dict, runs: Path, dense_s: float) -> tuple[list[dict], dict]:
-    """Grid rows (eval: full) merged with the dense run's rows in (t_up, t_up + dense_s]
-    (eval: server; node metrics dropped), and what the JSON says about the runs."""
+def load(alg: str, cfg: dict, runs: Path) -> tuple[list[dict], dict]:
+    """The run's rows, tagged `eval`: full on the regular grid, server in the dense window
+    (node metrics dropped), and what the JSON says about the run."""
+    run = read_run(runs / alg)
+    rows = []
+    for r in run.rows:
+        if "eval" not in r and not on_grid(r["virtual_time_s"], cfg["sim"]):
+            r = {k: v for k, v in r.items() if not k.startswith("node_")} | {"eval": "server"}
+        rows.append({"eval": "full"} | r)  # runs of the earlier in-process loop: tagged
     t_down, t_up = outage_window(cfg)
-    grid = read_run(runs / alg)
-    rows = [{"eval": "full"} | r for r in grid.rows]  # earlier runs: dense rows inline, tagged
     meta = {
         "alg": alg,
         "num_nodes": int(cfg["sim"]["num_nodes"]),
         "duration_s": float(cfg["sim"]["duration_s"]),
         "outage": [t_down, t_up],
+        "eval_windows": cfg["sim"].get("eval_windows"),
         "wall_time_s": rows[-1]["wall_time_s"],
         "local_steps": cfg["task"]["train"]["local_steps"],
-        "strategy": grid.summary.get("strategy"),
+        "strategy": run.summary.get("strategy"),
         "overrides": run_overrides_of(runs / alg),
     }
-    if dense_s > 0 and is_server(rows) and (runs / f"{alg}_dense").is_dir():
-        dense = read_run(runs / f"{alg}_dense").rows
-        at_grid = {round(r["virtual_time_s"], 3): r for r in rows}
-        diffs = [
-            abs(r["test_accuracy"] - at_grid[round(r["virtual_time_s"], 3)]["test_accuracy"])
-            for r in dense
-            if round(r["virtual_time_s"], 3) in at_grid
-        ]
-        extra = [
-            {k: v for k, v in r.items() if not k.startswith("node_")} | {"eval": "server"}
-            for r in dense
-            if t_up < r["virtual_time_s"] <= t_up + dense_s + 1e-6
-            and round(r["virtual_time_s"], 3) not in at_grid
-        ]
-        rows = sorted(rows + extra, key=lambda r: r["virtual_time_s"])
-        meta["dense_wall_time_s"] = dense[-1]["wall_time_s"]
-        meta["dense_vs_grid_max_abs_diff"] = max(diffs, default=None)
     return rows, meta
 
 
@@ -360,20 +355,22 @@ def main() -> None:
         measure(args.out / "outage_sizing.json")
         return
     try:  # --plot-only: each run's own config; else every config checked before any run
-        cfgs = {
-            a: read_run(args.runs / a).config if args.plot_only else compose_cfg(a, args.overrides)
-            for a in args.algs
-        }
+        cfgs = {}
+        for a in args.algs:
+            if args.plot_only:
+                cfgs[a] = read_run(args.runs / a).config
+                continue
+            over = args.overrides + dense_window(a, compose_cfg(a, args.overrides), args.dense_s)
+            cfgs[a] = compose_cfg(a, over)
     except (ConfigError, RunReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     data, runs = {}, {}
     for alg in args.algs:
         if not args.plot_only:
-            launch(alg, args.overrides, args.runs / alg, args.force)
-            if args.dense_s > 0 and is_server(read_run(args.runs / alg).rows):
-                launch(alg, args.overrides + DENSE, args.runs / f"{alg}_dense", args.force)
-        data[alg], runs[alg] = load(alg, cfgs[alg], args.runs, args.dense_s)
+            over = args.overrides + dense_window(alg, cfgs[alg], args.dense_s)
+            launch(alg, over, args.runs / alg, args.force)
+        data[alg], runs[alg] = load(alg, cfgs[alg], args.runs)
     cfg = cfgs[args.algs[0]]
     t_down, t_up = outage_window(cfg)
     res = analyse(data, t_down, t_up, float(cfg["sim"]["eval_every_s"]))

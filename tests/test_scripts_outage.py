@@ -61,38 +61,29 @@ def write_run(d: Path, rows: list[dict], summary: dict | None = None) -> None:
     (d / "summary.json").write_text(json.dumps(summary or {"status": "completed"}))
 
 
-def test_grid_and_dense_rows_merge(tmp_path, fo):
-    """Grid every 30 s, dense every 1 s; outage [30, 90), --dense-s 3: the merged rows are the
-    five grid rows plus the dense rows at 91, 92, 93 (90 is a grid time), node keys dropped."""
+def test_dense_window_and_row_tags(tmp_path, fo):
+    """Outage [30, 90) of 120 s, grid every 30 s, --dense-s 3: server algorithms get the window
+    [90, 93] at 1 s; rows at 0, 30, 60, 90, 120 are the grid (full), those at 91-93 the
+    window (server: node metrics dropped)."""
     cfg = fo.compose_cfg("dwa", ["sim.duration_s=120"])
+    assert fo.dense_window("dwa", cfg, 3.0) == ["sim.eval_windows=[[90.0,93.0,1]]"]
+    assert fo.dense_window("gossip", cfg, 3.0) == [] and fo.dense_window("dwa", cfg, 0.0) == []
+    cfg = fo.compose_cfg("dwa", ["sim.duration_s=120", *fo.dense_window("dwa", cfg, 3.0)])
+    assert cfg["sim"]["eval_windows"] == [[90.0, 93.0, 1]]  # checked and composed as dl.run
 
-    def row(t, acc, applied, wall=1.0):
-        return {
-            "virtual_time_s": float(t),
-            "test_accuracy": acc,
-            "updates_applied": applied,
-            "node_accuracy_p90": 0.5,
-            "wall_time_s": wall,
-        }
+    def row(t):
+        return {"virtual_time_s": float(t), "test_accuracy": t / 200, "updates_applied": t}
 
-    grid = [row(t, 0.1 * i, 10 * i, wall=5.0 * i) for i, t in enumerate((0, 30, 60, 90, 120))]
-    write_run(tmp_path / "dwa", grid, {"status": "completed", "strategy": "vmap"})
-    dense = [row(t, 0.1 * (t // 30) + (0.01 if t == 60 else 0.0), t) for t in range(121)]
-    write_run(tmp_path / "dwa_dense", dense)
-    rows, meta = fo.load("dwa", cfg, tmp_path, 3.0)
-    assert [r["virtual_time_s"] for r in rows] == [0, 30, 60, 90, 91, 92, 93, 120]
-    assert [r["eval"] for r in rows] == ["full"] * 4 + ["server"] * 3 + ["full"]
-    assert all("node_accuracy_p90" not in r for r in rows if r["eval"] == "server")
-    assert [r["updates_applied"] for r in rows[4:7]] == [91, 92, 93]
-    # the dense run differs from the grid run only at t = 60, by 0.01
-    assert meta["dense_vs_grid_max_abs_diff"] == pytest.approx(0.01)
-    assert meta["wall_time_s"] == 20.0 and meta["strategy"] == "vmap"
-    assert meta["outage"] == [30.0, 90.0] and meta["num_nodes"] == cfg["sim"]["num_nodes"]
-    # gossip rows count no uploads: no dense run is read (none exists here)
-    gossip = [{k: v for k, v in r.items() if k != "updates_applied"} for r in grid]
-    write_run(tmp_path / "gossip", gossip)
-    rows, meta = fo.load("gossip", cfg, tmp_path, 3.0)
-    assert len(rows) == 5 and "dense_wall_time_s" not in meta
+    times = (0, 30, 60, 90, 91, 92, 93, 120)
+    rows = [row(t) | {"node_accuracy_p90": 0.5, "wall_time_s": 1.0 + t} for t in times]
+    write_run(tmp_path / "dwa", rows, {"status": "completed", "strategy": "vmap"})
+    got, meta = fo.load("dwa", cfg, tmp_path)
+    assert [r["virtual_time_s"] for r in got] == list(times)
+    assert [r["eval"] for r in got] == ["full"] * 4 + ["server"] * 3 + ["full"]
+    assert all(("node_accuracy_p90" in r) == (r["eval"] == "full") for r in got)
+    assert meta["wall_time_s"] == 121.0 and meta["strategy"] == "vmap"
+    assert meta["outage"] == [30.0, 90.0] and meta["eval_windows"] == [[90.0, 93.0, 1]]
+    assert meta["num_nodes"] == cfg["sim"]["num_nodes"] and meta["overrides"] is None
 
 
 def test_analyse_frozen_server_and_time_to_target(fo):
@@ -130,6 +121,7 @@ def test_plot_only_reads_each_runs_own_config(tmp_path, monkeypatch, fo):
 
     cfg = fo.compose_cfg("fedasync", ["sim.duration_s=120"])
     cfg["server"]["outages"] = [[40.0, 80.0]]
+    cfg["sim"]["eval_every_s"] = 20  # the run's own grid, not the experiment's 30 s
     # every 20 s; flat at 0.6 from the outage start (40) to its end (80, inclusive), 0.8 at 100
     acc = [0.5, 0.6, 0.6, 0.6, 0.6, 0.8, 0.8]
     rows = [
