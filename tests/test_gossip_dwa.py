@@ -55,6 +55,11 @@ ENG = EngineSpec(quantum_s=1.0, concurrency=3, max_arrivals=3)
 GSPEC = GossipSpec(period_s=3.0, quantum_s=1.0, max_trainings=N)
 
 
+def node_models(params):
+    """[N, ...] node models; system-only states hold one [1, ...] model for all (issue 17)."""
+    return jax.tree.map(lambda p: jnp.broadcast_to(p, (N,) + p.shape[1:]), params)
+
+
 def test_equal_ages_merge_to_the_mean():
     w = merge_weight(jnp.array([5.0]), jnp.array([5.0]), MergeSpec())
     assert float(w[0]) == 0.5
@@ -76,7 +81,7 @@ def test_gossip_with_identical_models_changes_nothing_but_training():
     st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 60.0)
     assert float(st.counters["messages_sent"]) > 50 and float(st.counters["trainings"]) > 20
     stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (N,) + p.shape), PARAMS)
-    chex.assert_trees_all_equal(st.params, stacked)
+    chex.assert_trees_all_equal(node_models(st.params), stacked)
 
 
 def test_messages_to_offline_nodes_never_change_them():
@@ -175,7 +180,7 @@ def test_merge_all_queue_keeps_the_identity_invariant():
     chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 100, "vmap")
     st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 40.0)
     stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (N,) + p.shape), PARAMS)
-    chex.assert_trees_all_close(st.params, stacked, rtol=1e-6)
+    chex.assert_trees_all_close(node_models(st.params), stacked, rtol=1e-6)
     assert float(st.counters["messages_sent"]) > 0
 
 
@@ -194,7 +199,7 @@ def test_partitioned_subsampling_keeps_per_partition_ages():
         init_gossip(PARAMS, N, spec0, jax.random.key(0)), jax.random.key(1), 30.0
     )
     stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (N,) + p.shape), PARAMS)
-    chex.assert_trees_all_equal(st0.params, stacked)
+    chex.assert_trees_all_equal(node_models(st0.params), stacked)
 
 
 def test_bfloat16_node_storage_halves_node_model_memory_and_still_learns():

@@ -12,8 +12,11 @@ Time advances in quanta of `quantum_s`. In the quantum [t, t + q) the engine
 5. at t + q, if the server is up, refills free slots with online idle nodes drawn at random
    (FedBuff's max concurrency; FedScale `async_aggregator.py`), each due at
    `t + q + t_down + t_comp + t_up` or when it goes offline, whichever is first.
-A chunk of quanta is one jitted `lax.while_loop`; with `train=False` (system-only mode) steps 3-4
-skip the model math and everything else (clock, traces, messages, bytes, energy) is identical.
+A chunk of quanta is one jitted `lax.while_loop` taking the node arrays as an argument and
+donating its state (`dl.engine.jitted`); with `train=False` (system-only mode) steps 3-4 skip the
+model math and hold no model copies (slots and the FedBuff buffer are empty placeholders; the
+server keeps its one model), and everything
+else (clock, traces, messages, bytes, energy) is identical.
 """
 
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from dl.engine.async_server import (
     apply_arrivals,
     init_server,
 )
+from dl.engine.jitted import EnvChunk
 from dl.engine.slots import Slots, empty_slots, zero_counters
 from dl.errors import ConfigError
 from dl.traces.availability import Availability, is_online, next_transition
@@ -44,9 +48,9 @@ class EngineSpec:
     train: bool = True  # False: system-only mode
 
 
-@dataclass(frozen=True)
+@struct.dataclass
 class AsyncEnv:
-    """Per-node arrays (node axis first) and availability the engine closes over."""
+    """Per-node arrays (node axis first) and availability: an argument of the jitted chunk."""
 
     x: Any  # [N, M, ...]
     y: Any  # [N, M, ...]
@@ -71,9 +75,10 @@ class AsyncState:
 
 
 def init_async(params, spec: AsyncServerSpec, eng: EngineSpec, n: int) -> AsyncState:
+    """The initial state; with `eng.train=False` no model is held (empty placeholders)."""
     return AsyncState(
-        server=init_server(params, spec),
-        slots=empty_slots(params, eng.concurrency),
+        server=init_server(params, spec, eng.train),
+        slots=empty_slots(params, eng.concurrency, eng.train),
         busy=jnp.zeros((n,), bool),
         quantum=jnp.zeros((), jnp.int32),
         counters=zero_counters(),
@@ -122,9 +127,10 @@ def make_async_parts(
         )
     batch_train = make_batch_train(apply_fn, train, strategy)
     mb = jnp.float32(model_bytes)
-    t_client = env.t_down + env.t_comp + env.t_up
+    env0 = env
 
-    def arrivals(st: AsyncState, key, t0, t1):
+    def arrivals(st: AsyncState, key, t0, t1, env: AsyncEnv | None = None):
+        env = env0 if env is None else env
         sl, cnt = st.slots, dict(st.counters)
         due = (sl.node >= 0) & (sl.finish < t1)
         order = jnp.lexsort((sl.node, sl.finish))[:a]  # by due time, then node id
@@ -194,7 +200,9 @@ def make_async_parts(
         )
         return st.replace(server=server, slots=slots, busy=busy, counters=cnt), info
 
-    def dispatch(st: AsyncState, key, t1, allowed=None, before=None):
+    def dispatch(st: AsyncState, key, t1, allowed=None, before=None, env: AsyncEnv | None = None):
+        env = env0 if env is None else env
+        t_client = env.t_down + env.t_comp + env.t_up
         sl, cnt = st.slots, dict(st.counters)
         free = sl.node < 0
         cand = is_online(env.nodes, t1) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
@@ -211,11 +219,13 @@ def make_async_parts(
             st = before(st, picked, assign)
             cnt = dict(st.counters)
         server = st.server
-        params = jax.tree.map(
-            lambda s, p: s.at[slot].set(jnp.broadcast_to(p, (c_eff,) + p.shape), mode="drop"),
-            sl.params,
-            server.params,
-        )
+        params = sl.params
+        if eng.train:
+            params = jax.tree.map(
+                lambda s, p: s.at[slot].set(jnp.broadcast_to(p, (c_eff,) + p.shape), mode="drop"),
+                sl.params,
+                server.params,
+            )
         slots = Slots(
             node=sl.node.at[slot].set(picked, mode="drop"),
             start=sl.start.at[slot].set(t1, mode="drop"),
@@ -248,18 +258,18 @@ def make_async_chunk(
     arrivals, dispatch = make_async_parts(apply_fn, train, spec, eng, env, model_bytes, strategy)
     q = eng.quantum_s
 
-    def quantum(st: AsyncState, key) -> AsyncState:
+    def quantum(env: AsyncEnv, st: AsyncState, key) -> AsyncState:
         t0 = st.quantum.astype(jnp.float32) * q
         t1 = (st.quantum + 1).astype(jnp.float32) * q
-        st, _ = arrivals(st, jax.random.fold_in(key, 0), t0, t1)
-        st, _ = dispatch(st, jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum), t1)
+        st, _ = arrivals(st, jax.random.fold_in(key, 0), t0, t1, env=env)
+        qkey = jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum)
+        st, _ = dispatch(st, qkey, t1, env=env)
         return st.replace(quantum=st.quantum + 1)
 
-    @jax.jit
-    def chunk(state: AsyncState, key, t_stop):
+    def chunk(env: AsyncEnv, state: AsyncState, key, t_stop):
         def cond(st):
             return st.quantum.astype(jnp.float32) * q < t_stop
 
-        return jax.lax.while_loop(cond, lambda st: quantum(st, key), state)
+        return jax.lax.while_loop(cond, lambda st: quantum(env, st, key), state)
 
-    return chunk
+    return EnvChunk(chunk, env, "async_chunk")

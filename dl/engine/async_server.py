@@ -57,10 +57,15 @@ class ServerState:
     stale_sum: jnp.ndarray  # [] i32 sum of the (unclipped) staleness of accepted uploads
 
 
-def init_server(params, spec: AsyncServerSpec) -> ServerState:
-    z = jnp.zeros((), jnp.int32)
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    return ServerState(params, z, zeros, z, z, z, jnp.zeros((spec.hist_bins,), jnp.int32), z)
+def init_server(params, spec: AsyncServerSpec, train: bool = True) -> ServerState:
+    """A fresh server holding a copy of `params` (a chunk consumes its state, never the
+    caller's model); `train=False` (system-only mode): the FedBuff buffer is an empty
+    placeholder (the server model, one copy, stays: it is the run's unchanged model)."""
+    z = lambda: jnp.zeros((), jnp.int32)  # noqa: E731 (one buffer per field: donated state)
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape if train else (0,), p.dtype), params)
+    params = jax.tree.map(jnp.copy, params)
+    hist = jnp.zeros((spec.hist_bins,), jnp.int32)
+    return ServerState(params, z(), zeros, z(), z(), z(), hist, z())
 
 
 def staleness_mean(state: ServerState) -> jnp.ndarray:

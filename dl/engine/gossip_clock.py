@@ -26,7 +26,7 @@ So a transfer shorter than the rest of the quantum is merged in the quantum it w
 a transfer of several quanta only in the quantum that contains its arrival time. Bytes and
 radio energy of the upload count at send, of the download at delivery.
 `eligible` masks nodes that gossip (the hybrid excludes nodes busy with the server). With
-`train=False` no model math runs and no payload is stored (system-only mode).
+`train=False` no model math runs and no per-node model or payload is stored (system-only mode).
 Model subsampling (`sample_frac` < 1) sends a random coordinate subset per message and merges
 only those coordinates; bytes scale with the fraction.
 """
@@ -45,6 +45,7 @@ from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's pu
     message_bits,
 )
 from dl.engine.inflight import InFlight, capacity_of, grow, store_all
+from dl.engine.jitted import EnvChunk
 from dl.errors import ConfigError
 from dl.network.cyclon import cyclon_sample, cyclon_shuffle
 from dl.network.peers import make_peer_sampler
@@ -108,12 +109,16 @@ def make_gossip_quantum(
     n_slots = spec.n_slots
     nm = n * n_slots
     steps = jnp.float32(train.local_steps)
-    ids = jnp.arange(n, dtype=jnp.int32)
+    env0 = env  # the factory's arrays: used only by a `step` called without `env`
+
+    def ids():
+        return jnp.arange(n, dtype=jnp.int32)  # traced: an iota, not an [N] constant
+
     full = spec.sample_frac
     # messages stored per pass of (D): about one period's sends spread over its quanta
     store_chunk = max(16, -(-n * n_slots // every))
 
-    def start_training(st: GossipState, start: jnp.ndarray, t1) -> GossipState:
+    def start_training(env: GossipEnv, st: GossipState, start: jnp.ndarray, t1) -> GossipState:
         t_done = t1 + env.t_comp
         off = next_transition(env.nodes, t1)
         return st.replace(
@@ -135,7 +140,7 @@ def make_gossip_quantum(
             a_l = jnp.take_along_axis(st.part_age, part[:, None], 1)[:, 0]
             w = jnp.where(take, merge_weight(a_l, a_y, spec.merge), 0.0)
             a_new = jnp.where(take, merged_age(a_l, a_y, w, spec.merge), a_l)
-            part_age = st.part_age.at[ids, part].set(a_new)
+            part_age = st.part_age.at[ids(), part].set(a_new)
             new_age = part_age.mean(1)
         if not spec.train:
             return st.params, new_age, part_age
@@ -162,10 +167,10 @@ def make_gossip_quantum(
             return coordinate_masks(seed, like, full)
         return None
 
-    def completions(st: GossipState, key, t1) -> GossipState:
+    def completions(env: GossipEnv, st: GossipState, key, t1) -> GossipState:
         cnt = dict(st.counters)
         due = st.training & (st.train_end < t1)
-        order = jnp.lexsort((ids, jnp.where(due, st.train_end, jnp.inf)))[:a_cap]
+        order = jnp.lexsort((ids(), jnp.where(due, st.train_end, jnp.inf)))[:a_cap]
         valid = due[order]
         cnt["trainings_deferred"] += (due.sum() - valid.sum()).astype(jnp.float32)
         ok = valid & st.train_ok[order]
@@ -207,9 +212,9 @@ def make_gossip_quantum(
             has_inbox=st.has_inbox & ~done,
             dirty=st.dirty | okn,
         )
-        return start_training(st, again, t1)
+        return start_training(env, st, again, t1)
 
-    def sends(st: GossipState, key, t0, t1, eligible, enabled):
+    def sends(env: GossipEnv, st: GossipState, key, t0, t1, eligible, enabled):
         """(B): returns (state, messages [S*N] with `valid` = sent and the path holds)."""
         cnt = dict(st.counters)
         online0 = is_online(env.nodes, t0)
@@ -240,7 +245,7 @@ def make_gossip_quantum(
                 sampler(jax.random.fold_in(key, 0 if j == 0 else 100 + j), online0, st.quantum)
                 for j in range(n_slots)
             ]
-        sender = jnp.tile(ids, n_slots)  # [S*N] message m = slot * N + sender
+        sender = jnp.tile(ids(), n_slots)  # [S*N] message m = slot * N + sender
         ts = jnp.concatenate(times)
         peer = jnp.concatenate(peers)
         send = jnp.concatenate(want) & (peer >= 0)
@@ -279,7 +284,7 @@ def make_gossip_quantum(
         st = st.replace(next_gossip=nxt, tokens=tokens, counters=cnt)
         return st, msgs
 
-    def deliveries(st: GossipState, key, msgs: InFlight, t1, eligible) -> GossipState:
+    def deliveries(env: GossipEnv, st: GossipState, key, msgs: InFlight, t1, eligible):
         """(C) + (D): merges or queues every message arriving before t1, stores the rest."""
         cnt = dict(st.counters)
         buf = st.inflight
@@ -361,7 +366,7 @@ def make_gossip_quantum(
             inbox = _where_nodes(queue, payload(m_last), st.inbox) if spec.train else st.inbox
             inbox_age = jnp.where(queue, m_age[m_last], st.inbox_age)
         inbox_mask = st.inbox_mask
-        if inbox_mask is not None:
+        if inbox_mask is not None and spec.train:
             mask_last = message_mask(p_last, m_seed[m_last], st.params)
             inbox_mask = _where_nodes(queue, mask_last, st.inbox_mask)
         # the token account reacts to every node that received a (useful) model
@@ -388,11 +393,13 @@ def make_gossip_quantum(
             inflight=buf,
             counters=cnt,
         )
-        return start_training(st, take, t1)
+        return start_training(env, st, take, t1)
 
-    def step(st: GossipState, key, eligible, enabled=True) -> GossipState:
+    def step(st: GossipState, key, eligible, enabled=True, env: GossipEnv | None = None):
         """One quantum; `enabled=False` (traced ok) finishes trainings and delivers messages
-        already on the wire, but sends nothing."""
+        already on the wire, but sends nothing. `env`: the node arrays (a jitted caller passes
+        its argument; None uses the factory's, compiled in as constants)."""
+        env = env0 if env is None else env
         if capacity_of(st.inflight) < need:
             raise ConfigError(
                 f"the gossip state's in-flight buffer holds {capacity_of(st.inflight)} messages, "
@@ -403,11 +410,11 @@ def make_gossip_quantum(
         t1 = (st.quantum + 1).astype(jnp.float32) * q
         due = (st.training & (st.train_end < t1)).any()
         st = jax.lax.cond(
-            due, lambda s: completions(s, jax.random.fold_in(key, 0), t1), lambda s: s, st
+            due, lambda s: completions(env, s, jax.random.fold_in(key, 0), t1), lambda s: s, st
         )
         qkey = jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum)
-        st, msgs = sends(st, qkey, t0, t1, eligible, enabled)
-        st = deliveries(st, qkey, msgs, t1, eligible)
+        st, msgs = sends(env, st, qkey, t0, t1, eligible, enabled)
+        st = deliveries(env, st, qkey, msgs, t1, eligible)
         return st.replace(quantum=st.quantum + 1)
 
     step.capacity = need
@@ -422,16 +429,15 @@ def make_gossip_chunk(apply_fn, train, spec: GossipSpec, env: GossipEnv, model_b
     """Jitted `chunk(state, key, t_stop) -> state` for pure gossip learning (a state built
     without a capacity has its in-flight buffer grown to `gossip_capacity` first)."""
     step = make_gossip_quantum(apply_fn, train, spec, env, model_bytes, strategy)
-    everyone = jnp.ones(env.counts.shape, bool)
     q = spec.quantum_s
 
-    @jax.jit
-    def chunk(state, key, t_stop):
+    def chunk(env: GossipEnv, state, key, t_stop):
         state = state.replace(inflight=grow(state.inflight, step.capacity))
+        everyone = jnp.ones(env.counts.shape, bool)
 
         def cond(st):
             return st.quantum.astype(jnp.float32) * q < t_stop
 
-        return jax.lax.while_loop(cond, lambda st: step(st, key, everyone), state)
+        return jax.lax.while_loop(cond, lambda st: step(st, key, everyone, env=env), state)
 
-    return chunk
+    return EnvChunk(chunk, env, "gossip_chunk")

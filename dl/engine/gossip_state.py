@@ -71,8 +71,10 @@ class GossipSpec:
         return 1 + (self.token.max_reactive if self.token.flow != "proactive" else 0)
 
 
-@dataclass(frozen=True)
+@struct.dataclass
 class GossipEnv:
+    """Per-node arrays (node axis first) and availability: an argument of the jitted chunk."""
+
     x: Any  # [N, M, ...]
     y: Any  # [N, M, ...]
     counts: Any  # [N] i32
@@ -87,7 +89,7 @@ class GossipEnv:
 
 @struct.dataclass
 class GossipState:
-    params: Any  # pytree [N, ...] node models
+    params: Any  # pytree [N, ...] node models ([1, ...], the initial model, if not spec.train)
     age: jnp.ndarray  # [N] f32 SGD steps along each model's lineage
     training: jnp.ndarray  # [N] bool a local-training session is running
     train_start: jnp.ndarray  # [N] f32
@@ -127,37 +129,49 @@ def gossip_capacity(spec: GossipSpec, env: GossipEnv, model_bytes: int) -> int:
 
 def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = None) -> GossipState:
     """Initial state; `capacity` = `gossip_capacity(spec, env, model_bytes)` (None: use
-    `spec.inflight_cap`; `make_gossip_chunk` grows a too-small buffer, the hybrid cannot)."""
+    `spec.inflight_cap`; `make_gossip_chunk` grows a too-small buffer, the hybrid cannot).
+    Every field has its own buffer (a chunk donates its state). With `spec.train=False` no
+    per-node model is stored: node models, inbox and masks are [1, ...] (the initial model,
+    which no node changes, broadcastable to [N, ...])."""
     dt = jnp.dtype(spec.node_dtype)
-    stack = jax.tree.map(lambda p: jnp.broadcast_to(p.astype(dt), (n,) + p.shape), params)
-    zf, zb = jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool)
+
+    def stack():
+        m = n if spec.train else 1  # system-only: the initial model, broadcastable to [N, ...]
+        return jax.tree.map(lambda p: jnp.broadcast_to(p.astype(dt), (m,) + p.shape), params)
+
+    def zf():
+        return jnp.zeros((n,), jnp.float32)
+
+    def zb():
+        return jnp.zeros((n,), bool)
+
     mask = None
     if spec.sample_frac < 1.0 or spec.partitions > 1:
-        mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack)
+        mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack())
     cap = spec.inflight_cap if capacity is None else capacity
     one = jax.tree.map(lambda p: p.astype(dt), params)
     return GossipState(
-        params=stack,
-        age=zf,
-        training=zb,
-        train_start=zf,
+        params=stack(),
+        age=zf(),
+        training=zb(),
+        train_start=zf(),
         train_end=jnp.full((n,), jnp.inf, jnp.float32),
-        train_ok=zb,
+        train_ok=zb(),
         train_q=jnp.zeros((n,), jnp.int32),
-        inbox=stack,
-        inbox_age=zf,
+        inbox=stack(),
+        inbox_age=zf(),
         inbox_part=jnp.zeros((n,), jnp.int32),
         part_age=jnp.zeros((n, spec.partitions), jnp.float32),
         inbox_mask=mask,
-        has_inbox=zb,
+        has_inbox=zb(),
         next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
-        dirty=zb,
+        dirty=zb(),
         cyclon=(
             init_cyclon(jax.random.fold_in(key, 77), n, spec.degree)
             if spec.topology == "cyclon"
             else None
         ),
-        tokens=zf,
+        tokens=zf(),
         react=jnp.zeros((n,), jnp.int32),
         inflight=empty_inflight(one, max(cap, 1), spec.train),
         quantum=jnp.zeros((), jnp.int32),

@@ -23,6 +23,7 @@ from flax import struct
 from dl.engine.async_clock import AsyncEnv, AsyncState, EngineSpec, make_async_parts, server_up
 from dl.engine.async_server import AsyncServerSpec
 from dl.engine.gossip_clock import GossipEnv, GossipSpec, GossipState, make_gossip_quantum
+from dl.engine.jitted import EnvChunk
 from dl.rules.dwa import DWASpec, adopt_server, unsynced_upload
 
 
@@ -59,7 +60,7 @@ def make_dwa_chunk(
     h = jnp.float32(train.local_steps)
     mb = jnp.float32(model_bytes)
 
-    def adopt_uploads(d: DWAState, st: AsyncState, picked, assign):
+    def adopt_uploads(aenv: AsyncEnv, d: DWAState, st: AsyncState, picked, assign):
         """Dispatched nodes with unsynced progress upload it before downloading (in order)."""
         g = d.g
         up = assign & g.dirty[picked]
@@ -83,12 +84,12 @@ def make_dwa_chunk(
         )
         return st.replace(server=server, counters=cnt), a_s
 
-    def quantum(d: DWAState, key) -> DWAState:
+    def quantum(aenv: AsyncEnv, genv: GossipEnv, d: DWAState, key) -> DWAState:
         fl = d.fl
         t0 = fl.quantum.astype(jnp.float32) * q
         t1 = (fl.quantum + 1).astype(jnp.float32) * q
         # 1. server sessions due in this quantum (exactly the FedAsync/FedBuff engine)
-        fl, info = arrivals(fl, jax.random.fold_in(key, 0), t0, t1)
+        fl, info = arrivals(fl, jax.random.fold_in(key, 0), t0, t1, env=aenv)
         node, fin = info["node"], info["done"] & info["finished"]
         g = d.g
         tgt = jnp.where(fin, node, n)
@@ -107,12 +108,12 @@ def make_dwa_chunk(
         server_age = jnp.maximum(d.server_age, jnp.max(jnp.where(info["taken"], new_age, 0.0)))
         # 2. gossip among nodes not in a server session, only while the server is down
         down = ~server_up(aenv.server, t0)
-        g = gstep(g, key, ~fl.busy, down)
+        g = gstep(g, key, ~fl.busy, down, env=genv)
         # 3. refill server sessions; unsynced nodes upload first, everyone adopts the server
         box = {}
 
         def before(st, picked, assign):
-            st, a_s = adopt_uploads(d.replace(g=g, server_age=server_age), st, picked, assign)
+            st, a_s = adopt_uploads(aenv, d.replace(g=g, server_age=server_age), st, picked, assign)
             box["a_s"] = a_s
             return st
 
@@ -122,6 +123,7 @@ def make_dwa_chunk(
             t1,
             ~g.training,
             before,
+            env=aenv,
         )
         server_age = box["a_s"]
         picked, slot = (
@@ -136,11 +138,12 @@ def make_dwa_chunk(
         slot_age = d.slot_age.at[slot].set(server_age, mode="drop")
         return DWAState(fl.replace(quantum=fl.quantum + 1), g, slot_age, server_age)
 
-    @jax.jit
-    def chunk(state: DWAState, key, t_stop):
+    def chunk(envs, state: DWAState, key, t_stop):
+        aenv, genv = envs
+
         def cond(d):
             return d.fl.quantum.astype(jnp.float32) * q < t_stop
 
-        return jax.lax.while_loop(cond, lambda d: quantum(d, key), state)
+        return jax.lax.while_loop(cond, lambda d: quantum(aenv, genv, d, key), state)
 
-    return chunk
+    return EnvChunk(chunk, (aenv, genv), "dwa_chunk")

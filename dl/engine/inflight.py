@@ -40,15 +40,18 @@ class InFlight:
 def empty_inflight(params, capacity: int, train: bool) -> InFlight:
     """An empty buffer of `capacity` slots; `params` is one model (no node axis)."""
     k = int(capacity)
-    zi = jnp.zeros((k,), jnp.int32)
+
+    def zi():  # one buffer per field: a chunk donates its state
+        return jnp.zeros((k,), jnp.int32)
+
     return InFlight(
         valid=jnp.zeros((k,), bool),
-        sender=zi,
-        receiver=zi,
-        slot=zi,
+        sender=zi(),
+        receiver=zi(),
+        slot=zi(),
         arrive=jnp.full((k,), jnp.inf, jnp.float32),
         age=jnp.zeros((k,), jnp.float32),
-        part=zi,
+        part=zi(),
         seed=jnp.zeros((k,), jnp.uint32),
         params=jax.tree.map(lambda p: jnp.zeros((k,) + p.shape, p.dtype), params)
         if train

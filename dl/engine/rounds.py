@@ -5,7 +5,8 @@ online clients, drops those that will not stay online until they finish, keeps t
 `t_client = t_comp + t_comm` and lasts until the K-th finishes. Stragglers are not trained but
 their download and partial training are counted (wasted energy). The aggregation rule and the
 server optimizer come from the algorithm (`dl.algorithms.fedavg`). A chunk of rounds is one
-jitted `lax.while_loop` that stops at a virtual-time target.
+jitted `lax.while_loop` that stops at a virtual-time target; the node arrays are arguments of
+that program, not constants (`dl.engine.jitted`); the state (one server model) is not donated.
 """
 
 import math
@@ -17,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dl.engine.jitted import EnvChunk
+from dl.traces.availability import Availability, is_online, online_during
 from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
 
 
@@ -35,15 +38,31 @@ class RoundsState:
 
 @dataclass(frozen=True)
 class NodeEnv:
-    """Per-node arrays an algorithm closes over (device arrays, node axis first)."""
+    """Per-node arrays of an algorithm (device arrays, node axis first). With `avail` the
+    engine queries it (`is_online` / `online_during`) inside its program, and `online` /
+    `online_until` are not used; without it they are called, and what they close over is
+    compiled into the program as constants."""
 
     x: Any  # [N, M, ...] examples
     y: Any  # [N, M, ...] labels
     counts: Any  # [N] i32 real examples per node
     t_client: Any  # [N] f32 seconds for one download + training session + upload
-    online: Callable  # t [] -> [N] bool
-    online_until: Callable  # (t0 [], t1 [N]) -> [N] bool, online during all of [t0, t1]
+    online: Callable | None = None  # t [] -> [N] bool
+    online_until: Callable | None = None  # (t0 [], t1 [N]) -> [N] bool, online during [t0, t1]
     energy: Any = None  # optional EnergyEnv: per-node J for compute / radio (dl.devices.energy_env)
+    avail: Availability | None = None  # the nodes' timeline (an argument of the program)
+
+    def arrays(self) -> dict:
+        """The node arrays as a pytree (the argument of the jitted chunk)."""
+        e = self.energy
+        return {
+            "x": self.x,
+            "y": self.y,
+            "counts": self.counts,
+            "t_client": self.t_client,
+            "energy": None if e is None else {f: getattr(e, f) for f in e.__dataclass_fields__},
+            "avail": self.avail,
+        }
 
 
 ENERGY_KEYS = ("energy_compute_j", "energy_radio_j", "energy_wasted_j")
@@ -86,18 +105,31 @@ def make_rounds_chunk(
     s = min(n, math.ceil(spec.overcommit * k - 1e-9))
     batch_train = make_batch_train(apply_fn, train, strategy)
     mb = jnp.float32(model_bytes)
-    energy, t_client = env.energy, env.t_client  # [N] f32 s per download-train-upload
-    if energy is not None and spec.upload_frac < 1.0:
-        t_client = t_client - (1.0 - spec.upload_frac) * energy.t_up
-        energy = energy.upload_scaled(spec.upload_frac)
+    energy_type = None if env.energy is None else type(env.energy)
 
-    def round_fn(state: RoundsState, key) -> RoundsState:
+    def prepare(d: dict):
+        """(energy, t_client [N] f32 s per download-train-upload) of the node arrays `d`."""
+        energy, t_client = None, d["t_client"]
+        if energy_type is not None:
+            energy = energy_type(**d["energy"])
+        if energy is not None and spec.upload_frac < 1.0:
+            t_client = t_client - (1.0 - spec.upload_frac) * energy.t_up
+            energy = energy.upload_scaled(spec.upload_frac)
+        return energy, t_client
+
+    def online(d: dict, t):
+        return env.online(t) if d["avail"] is None else is_online(d["avail"], t)
+
+    def online_until(d: dict, t0, t1):
+        return env.online_until(t0, t1) if d["avail"] is None else online_during(d["avail"], t0, t1)
+
+    def round_fn(d: dict, energy, t_client, state: RoundsState, key) -> RoundsState:
         rkey = jax.random.fold_in(key, state.round)
-        online = env.online(state.clock)
-        score = jnp.where(online, jax.random.uniform(jax.random.fold_in(rkey, 0), (n,)), -1.0)
+        online_now = online(d, state.clock)
+        score = jnp.where(online_now, jax.random.uniform(jax.random.fold_in(rkey, 0), (n,)), -1.0)
         top, sampled = jax.lax.top_k(score, s)  # [S]
         tc = t_client[sampled]
-        ok = (top >= 0) & env.online_until(state.clock, state.clock + t_client)[sampled]
+        ok = (top >= 0) & online_until(d, state.clock, state.clock + t_client)[sampled]
         order = jnp.argsort(jnp.where(ok, tc, jnp.inf))[:k]  # K fastest that finish
         chosen, chosen_ok, chosen_t = sampled[order], ok[order], tc[order]
         n_ok = chosen_ok.sum()
@@ -107,11 +139,11 @@ def make_rounds_chunk(
 
         start = jax.tree.map(lambda p: jnp.broadcast_to(p, (k,) + p.shape), state.params)
         keys = node_keys(jax.random.fold_in(rkey, 1), jnp.zeros((), jnp.int32), chosen)
-        counts = env.counts[chosen]
+        counts = d["counts"][chosen]
         # the server model's age (SGD steps along its lineage; ALGORITHMS.md §1.5) is rounds x
         # local steps; it clocks lr_schedule=pegasos and is ignored by a constant lr
         age = jnp.broadcast_to(state.round.astype(jnp.float32) * train.local_steps, (k,))
-        new, loss = batch_train(start, env.x[chosen], env.y[chosen], counts, chosen_ok, keys, age)
+        new, loss = batch_train(start, d["x"][chosen], d["y"][chosen], counts, chosen_ok, keys, age)
         w = jnp.where(chosen_ok, counts, 0).astype(jnp.float32)
         wsum = jnp.maximum(w.sum(), 1.0)
         pseudo_grad = aggregate(state.params, new, w, chosen_ok, rkey)
@@ -132,17 +164,19 @@ def make_rounds_chunk(
             energy=round_energy(state.energy, energy, sampled, ok, chosen, chosen_ok, duration),
         )
 
-    @jax.jit
-    def chunk(state: RoundsState, key, t_stop, max_rounds):
+    def chunk(d: dict, state: RoundsState, key, t_stop, max_rounds):
+        energy, t_client = prepare(d)
+
         def cond(c):
             st, i = c
             return (st.clock < t_stop) & (i < max_rounds)
 
         def body(c):
             st, i = c
-            return round_fn(st, key), i + 1
+            return round_fn(d, energy, t_client, st, key), i + 1
 
         state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), jnp.int32)))
         return state
 
-    return chunk
+    # not donated: the state is one server model, and `init_fedavg` holds the caller's params
+    return EnvChunk(chunk, env.arrays(), "rounds_chunk", donate=False)

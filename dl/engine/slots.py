@@ -3,7 +3,7 @@
 A slot holds a node that downloaded the server model at `start`, and is due at `finish`: the
 moment it finishes download + training + upload, or the moment it goes offline if that comes
 first (then `completes` is False and the work is lost; its energy still counts). Capacity C is
-the algorithm's max concurrency, so memory is C model copies, not N.
+the algorithm's max concurrency, so memory is C model copies, not N (none in system-only mode).
 """
 
 from typing import Any
@@ -26,7 +26,8 @@ class Slots:
     params: Any  # pytree [C, ...] model downloaded at dispatch
 
 
-def empty_slots(params, capacity: int) -> Slots:
+def empty_slots(params, capacity: int, train: bool = True) -> Slots:
+    """C free slots; `train=False` (system-only mode): model leaves are empty placeholders."""
     c = capacity
     return Slots(
         node=jnp.full((c,), -1, jnp.int32),
@@ -35,7 +36,9 @@ def empty_slots(params, capacity: int) -> Slots:
         completes=jnp.zeros((c,), bool),
         version=jnp.zeros((c,), jnp.int32),
         dispatch_q=jnp.zeros((c,), jnp.int32),
-        params=jax.tree.map(lambda p: jnp.zeros((c,) + p.shape, p.dtype), params),
+        params=jax.tree.map(
+            lambda p: jnp.zeros((c,) + p.shape if train else (0,), p.dtype), params
+        ),
     )
 
 
