@@ -101,3 +101,18 @@ def test_every_algorithm_module_registers_itself_under_its_file_name():
         alg = get_algorithm(n)
         assert alg.name == n and alg.engine in ENGINES
     assert {get_algorithm(n).engine for n in names} == set(ENGINES)
+
+
+def test_importing_the_entry_points_does_not_start_the_jax_backend():
+    # jax.distributed.initialize() (dist.enabled) must come before any backend use; a
+    # module-level jnp constant anywhere under dl.simulate's imports would start it
+    import subprocess
+    import sys
+
+    code = (
+        "import dl.run, dl.simulate, dl.simulate_multi, dl.multitask\n"
+        "from jax._src import xla_bridge as xb\n"
+        "assert not xb._backends, 'importing dl started the JAX backend'\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]

@@ -12,6 +12,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jax import Array, lax
 from jax._src import core as _core
@@ -30,7 +31,7 @@ from dl.overlay.counting import (
 )
 
 MODES = ("push", "pull", "push_pull", "rumor")
-_ALL = jnp.uint32(0xFFFFFFFF)
+_ALL = np.uint32(0xFFFFFFFF)  # numpy: importing must not start the JAX backend
 
 
 @struct.dataclass
