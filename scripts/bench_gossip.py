@@ -8,7 +8,7 @@ uniform over 10 classes, M examples per node, every node full), local training =
 batch 10 (the same `LocalTrainSpec` for both sides), always-on availability
 (`dl.traces.synthetic.always_on`), identical devices (20 ms/sample -> t_comp = 0.6 s, 10 Mbit/s).
 
-- Gossip: `dl.sim.gossip_engine.make_gossip_chunk` (age merge, uniform peer sampling, s = 1).
+- Gossip: `dl.engine.gossip_clock.make_gossip_chunk` (age merge, uniform peer sampling, s = 1).
   The chunk is run for a few periods first (compile + steady state: every node has sent and
   received), then each timing advances the clock by exactly one period (period / quantum quanta)
   and blocks. In one period every node sends once and on average receives (and trains) once, so
@@ -40,9 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.algorithms.gossip_merge import MergeSpec
+from dl.engine.gossip_clock import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
 from dl.models import init_params, make_model, model_bytes
-from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
+from dl.rules.gossip_merge import MergeSpec
 from dl.traces.synthetic import always_on
 from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
 from dl.train.mapping import resolve_strategy

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl.engine.gossip_clock import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
 from dl.models import init_params, make_model
-from dl.sim.gossip_engine import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
 from dl.traces.synthetic import always_on
 from dl.train.local import LocalTrainSpec
 

@@ -77,7 +77,7 @@ def command(ds, split, alg, s, merge, factor, seed, hours, every, run_dir) -> li
         cmd.append(f"algorithm.upload_frac={se:.10g}")
     else:
         # quantum s T / 2 rounded to 1/64 s: this worked around a host/engine clock mismatch
-        # that the host loop no longer has (dl.runners.quantum_clock); kept so that
+        # that the host loop no longer has (dl.algorithms.base.quantum_clock); kept so that
         # results/dais reproduce with the same periods
         quantum = round(se * T / 2 * 64) / 64
         period = factor * 2 * quantum

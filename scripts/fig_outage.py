@@ -313,7 +313,7 @@ def measure_overrides(alg: str, n: int, extra: list[str]) -> list[str]:
 
 def measure(out: Path) -> None:
     """Wall seconds per 1-s quantum (after compile + 2 warm quanta) per algorithm and N: the
-    engine's chunks alone (built by dl.build / dl.runners), no evaluation or logging."""
+    engine's chunks alone (built by dl.build / dl.algorithms), no evaluation or logging."""
     rows = []
     for alg, n, extra in MEASURE_CASES:
         ov = measure_overrides(alg, n, extra)
