@@ -27,10 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
+from mutations import MUTATIONS  # the sibling module: scripts/ is sys.path[0] when run
 
-from mutations import MUTATIONS  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _fail(msg: str) -> None:
@@ -162,7 +161,6 @@ def main() -> None:
     tmp_out.write_text(json.dumps(dict(killed=killed, total=len(rows), rows=rows), indent=1))
     tmp_out.replace(out)
     if args.readme:
-        sys.path.insert(0, str(REPO))
         from dl.analysis.readme import replace_block
 
         if not replace_block(REPO / "README.md", "mutation-check", markdown(rows)):
