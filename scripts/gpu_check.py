@@ -151,10 +151,9 @@ def _count(summary: str, word: str) -> int:
 def stage_strategy(sz: dict) -> dict:
     """vmap vs lax.map on one call of `make_batch_train` over K nodes, per model."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
 
-    from dl.models import init_params, make_model
+    from dl.bench.batches import random_batch_args
+    from dl.models import make_model
     from dl.train.local import LocalTrainSpec, make_batch_train
     from dl.train.mapping import resolve_strategy
 
@@ -165,16 +164,7 @@ def stage_strategy(sz: dict) -> dict:
         shape = (64,) if name == "logreg" else (28, 28, 1)
         model = make_model(name, shape, 10)
         apply = lambda p, x, model=model: model.apply({"params": p}, x)
-        p0 = init_params(model, shape, jax.random.key(0))
-        rng = np.random.default_rng(0)
-        args = (
-            jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), p0),
-            jnp.asarray(rng.standard_normal((k, m, *shape), np.float32)),
-            jnp.asarray(rng.integers(0, 10, (k, m)), jnp.int32),
-            jnp.full((k,), m, jnp.int32),
-            jnp.ones((k,), bool),
-            jax.random.split(jax.random.key(1), k),
-        )
+        args = random_batch_args(model, shape, k, m)
         calls, compile_s = {}, {}
         for s in ("vmap", "map"):
             t0 = time.perf_counter()

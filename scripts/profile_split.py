@@ -34,12 +34,11 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 import dl.simulate as sim_mod
+from dl.bench.batches import random_batch_args
 from dl.bench.matmul import peak_matmul_gflops
-from dl.models import init_params, make_model, model_flops_per_example
+from dl.models import make_model, model_flops_per_example
 from dl.resume_config import compose_resolved
 from dl.train.local import LocalTrainSpec, make_batch_train
 from dl.train.mapping import resolve_strategy
@@ -122,17 +121,7 @@ def train_rate(cfg: dict, k: int = 64) -> float:
     apply = lambda p, x: model.apply({"params": p}, x)
     t = task["train"]
     spec = LocalTrainSpec(batch_size=t["batch_size"], local_steps=t["local_steps"], lr=t["lr"])
-    p0 = init_params(model, shape, jax.random.key(0))
-    rng = np.random.default_rng(0)
-    m = 2 * t["batch_size"]
-    args = (
-        jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), p0),
-        jnp.asarray(rng.standard_normal((k, m, *shape), np.float32)),
-        jnp.asarray(rng.integers(0, 10, (k, m)), jnp.int32),
-        jnp.full((k,), m, jnp.int32),
-        jnp.ones((k,), bool),
-        jax.random.split(jax.random.key(1), k),
-    )
+    args = random_batch_args(model, shape, k, 2 * t["batch_size"])
     f = jax.jit(make_batch_train(apply, spec, resolve_strategy("auto", task["model"])))
     jax.block_until_ready(f(*args))
     times = []
