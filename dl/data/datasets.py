@@ -15,11 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from dl.data import idx, shakespeare, tabular
+from dl.data import idx, shakespeare, synthetic, tabular
 from dl.data.dataset import Dataset
 from dl.errors import ConfigError, DataError
 
-DATASET_NAMES: tuple[str, ...] = ("digits", "spambase", "pendigits", "fmnist", "shakespeare")
+DATASET_NAMES: tuple[str, ...] = (
+    "digits",
+    "spambase",
+    "pendigits",
+    "fmnist",
+    "shakespeare",
+    "synthetic",
+)
 
 
 def _registry() -> dict[str, Callable[..., Dataset]]:
@@ -30,6 +37,7 @@ def _registry() -> dict[str, Callable[..., Dataset]]:
         "pendigits": tabular.load_pendigits,
         "fmnist": idx.load_fmnist,
         "shakespeare": shakespeare.load_shakespeare,
+        "synthetic": synthetic.load_synthetic,
     }
 
 
