@@ -283,8 +283,12 @@ def main() -> None:
         runs[k] = [read_metrics(d / "metrics.jsonl") for d in ds if is_done(d)]
     res = aggregate(runs, a.seeds)
     res["wall_s"] = round(time.perf_counter() - t0, 1)
-    res["run_wall_s"] = {r["dir"]: r.get("wall_s") for r in recs if "wall_s" in r}
     out.mkdir(parents=True, exist_ok=True)
+    walls = out / "runs.json"  # wall s per run folder, kept across --aggregate-only calls
+    known = json.loads(walls.read_text()) if walls.is_file() else {}
+    known.update({Path(r["dir"]).relative_to(runs_dir).as_posix(): r["wall_s"] for r in recs
+                  if "wall_s" in r})  # fmt: skip
+    walls.write_text(json.dumps(known, indent=1, sort_keys=True))
     (out / "summary.json").write_text(json.dumps(res, indent=1))
     text = tables(res)
     (out / "table.md").write_text(text)

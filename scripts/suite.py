@@ -7,10 +7,11 @@ availability, over seeds, at one of three scales (`conf/suite/{smoke,cpu,gpu}.ya
     python scripts/suite.py --scale cpu --aggregate-only       # tables and figures again
 
 Runs go to `<out>/runs/<task>/<server>/<alg>/seed<k>/` (gossip: `<task>/gossip/seed<k>`; see
-dl/analysis/suite.py for the grid rules); a run whose `summary.json` exists is skipped, an
-incomplete one is started again. Then per cell: time, energy and bytes to the task's target
-and the final metric, median and 95% bootstrap interval over seeds (censored seeds counted as
-never reaching it), into `<out>/summary.json`, `<out>/table.md` and figures `<out>/*.png`.
+dl/analysis/suite.py for the grid rules); a completed run of the same overrides (`cmd.txt`) is
+skipped, an incomplete or differently configured one is started again. Then per cell: time,
+energy and bytes to the task's target and the final metric, median and 95% bootstrap interval
+over seeds (censored seeds counted as never reaching it), into `<out>/summary.json`,
+`<out>/table.md` and figures `<out>/*.png`.
 """
 
 from __future__ import annotations
@@ -62,9 +63,15 @@ def command(spec: dict, key: str, seed: int, run_dir: Path) -> list:
     return [sys.executable, "-m", "dl.run", *ov]
 
 
+def run_key(cmd: list) -> str:
+    """A run's identity: its Hydra overrides without the run folder, so a run made with other
+    settings (a changed scale file) is not taken for done."""
+    return " ".join(c for c in cmd[3:] if not c.startswith("hydra.run.dir="))
+
+
 def run_one(cmd: list, run_dir: Path) -> dict:
-    """Runs one seed unless done (dl.analysis.launch.run_cached)."""
-    return run_cached(cmd, run_dir, REPO)
+    """Runs one seed unless done with this command (dl.analysis.launch.run_cached)."""
+    return run_cached(cmd, run_dir, REPO, key=run_key(cmd))
 
 
 def run_all(spec: dict, out: Path, jobs: int, launcher: str | None, dry: bool) -> list:
@@ -174,7 +181,7 @@ def aggregate(spec: dict, out: Path) -> tuple:
         runs = []
         for s in range(spec["seeds"]) if c.run_key else []:
             d = out / "runs" / c.run_key / f"seed{s}"
-            if is_done(d):
+            if is_done(d, run_key(command(spec, c.run_key, s, d))):
                 try:
                     runs.append(read_metrics(d / "metrics.jsonl"))
                 except RunReadError as e:
