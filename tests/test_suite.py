@@ -100,3 +100,26 @@ def test_only_completed_runs_count_as_done(tmp_path):
     assert not is_done(tmp_path, "python -m dl.run seed=2")
     (tmp_path / "summary.json").write_text("{torn")
     assert not is_done(tmp_path)
+
+
+def test_runs_are_keyed_by_their_overrides(tmp_path):
+    """A run folder counts as done only for the overrides it was made with (not its folder), so
+    a changed scale file reruns the cells it changes (the cpu DWA cells were rerun this way)."""
+    import importlib.util
+
+    from dl.analysis.launch import is_done
+
+    spec_ = importlib.util.spec_from_file_location("suite_script", REPO / "scripts" / "suite.py")
+    suite = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(suite)
+    d = tmp_path / "a" / "always" / "fedasync" / "seed0"
+    key = suite.run_key(suite.command(SPEC, "a/always/fedasync", 0, d))
+    assert "hydra.run.dir" not in key and {"algorithm=fedasync", "seed=0"} <= set(key.split())
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"status": "completed"}))
+    (d / "cmd.txt").write_text(key)
+    assert is_done(d, key)
+    other = dict(SPEC, algorithms=dict(SPEC["algorithms"], fedasync=["algorithm=fedasync", "x=1"]))
+    assert not is_done(d, suite.run_key(suite.command(other, "a/always/fedasync", 0, d)))
+    # the same overrides in another output folder are the same run
+    assert suite.run_key(suite.command(SPEC, "a/always/fedasync", 0, tmp_path / "b")) == key
