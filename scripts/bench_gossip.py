@@ -3,23 +3,27 @@
     python scripts/bench_gossip.py [--nodes 10000] [--period 10] [--quantum 1] [--repeats 5] \
         [--caps 64 1500 10000] [--out results/bench_gossip.json]
 
-Workload: the logistic model on digits-shaped synthetic data (x ~ N(0, 1) of shape (64,), labels
-uniform over 10 classes, M examples per node, every node full), local training = 1 SGD step of
-batch 10 (the same `LocalTrainSpec` for both sides), always-on availability
-(`dl.traces.synthetic.always_on`), identical devices (20 ms/sample -> t_comp = 0.6 s, 10 Mbit/s).
+Workload: conf/task/synthetic_logreg.yaml (the logistic model on 64-feature Gaussian classes,
+`dl/data/synthetic.py`, 10 classes, iid: M examples on every node), local training = 1 SGD
+step of batch 10, always-on availability, identical devices (trace=constant: 20 ms/sample ->
+t_comp = 0.6 s, 10 Mbit/s). The world comes from `dl.build.build(cfg)` and every case's gossip
+runner from `dl.algorithms.base.make_runner(cfg, built, strategy)` (algorithm=gossip: age
+merge, uniform peer sampling, s = 1), configs composed as `python -m dl.run` composes them
+(`dl.analysis.launch.compose`; `config_overrides` in the JSON).
 
-- Gossip: `dl.engine.gossip_clock.make_gossip_chunk` (age merge, uniform peer sampling, s = 1).
-  The chunk is run for a few periods first (compile + steady state: every node has sent and
-  received), then each timing advances the clock by exactly one period (period / quantum quanta)
-  and blocks. In one period every node sends once and on average receives (and trains) once, so
-  about N trainings finish per period, N * quantum / period per quantum. The engine trains a
-  fixed-capacity batch of `max_trainings` nodes per quantum (its cost does not depend on how many
-  are really due), so the benchmark reports several capacities: the default 64 (trainings are
-  the bottleneck: most are deferred, reported), capacities with headroom above the expected
-  E = N * quantum / period (E + 4 sqrt(E) and 1.5 E), and N. A system-only variant
-  (`train=False`: same clock, sends, merges' bookkeeping, no model math) splits the cost.
-- Baseline: `dl.train.local.make_batch_train` over all N nodes, 1 local step, jitted, strategy
-  from `resolve_strategy('auto', 'logreg')`.
+- Gossip: the runner's chunk is run for a few periods first (compile + steady state: every node
+  has sent and received), then each timing advances the clock by exactly one period
+  (period / quantum quanta) and blocks. In one period every node sends once and on average
+  receives (and trains) once, so about N trainings finish per period, N * quantum / period per
+  quantum. The engine trains a fixed-capacity batch of `max_trainings` nodes per quantum (its
+  cost does not depend on how many are really due), so the benchmark reports several
+  capacities: the default 64 (trainings are the bottleneck: most are deferred, reported),
+  capacities with headroom above the expected E = N * quantum / period (E + 4 sqrt(E) and
+  1.5 E), and N. A system-only variant (sim.train=false: same clock, sends, merges'
+  bookkeeping, no model math) splits the cost. `chunk_compiles` counts the chunk's compiled
+  programs at the end (1: no recompilation while timing).
+- Baseline: `dl.train.local.make_batch_train` over all N nodes of the built world, 1 local
+  step, jitted, strategy `resolve_strategy(sim.node_map, model)` (auto), as the host uses.
 Timings are medians over `--repeats` (interleaved gossip / baseline so shared-CPU load hits both
 alike); compile times are reported apart. The ratio = gossip period / training step.
 """
@@ -40,14 +44,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl.engine.gossip_clock import GossipEnv, GossipSpec, init_gossip, make_gossip_chunk
-from dl.models import init_params, make_model, model_bytes
-from dl.rules.gossip_merge import MergeSpec
-from dl.traces.synthetic import always_on
-from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
+from dl.algorithms.base import make_runner
+from dl.analysis.launch import compose
+from dl.build import build
+from dl.train.local import make_batch_train, node_keys
 from dl.train.mapping import resolve_strategy
 
-SHAPE, CLASSES = (64,), 10
 MS_PER_SAMPLE, KBPS, POWER_W = 20.0, 10_000.0, 3.0
 TARGET_RATIO = 3.0
 
@@ -58,6 +60,36 @@ def timed(fn, repeats_inner: int = 1) -> float:
         out = fn()
     jax.block_until_ready(out)
     return (time.perf_counter() - t0) / repeats_inner
+
+
+def overrides(args) -> list[str]:
+    """The `python -m dl.run` overrides of the benchmarked world (every case shares it)."""
+    n, m = args.nodes, args.examples
+    return [
+        "task=synthetic_logreg",
+        "algorithm=gossip",
+        "trace=constant",
+        "logger=disabled",
+        "sim.progress=false",
+        f"sim.num_nodes={n}",
+        f"task.dataset_options.examples={n * m}",
+        "task.dataset_options.input_shape=[64]",
+        "task.dataset_options.classes=10",
+        "task.partition.scheme=iid",
+        f"task.train.batch_size={args.batch}",
+        "task.train.local_steps=1",
+        "task.train.lr=0.1",
+        "task.train.optimizer=sgd",
+        f"trace.profiles.ms_per_sample={MS_PER_SAMPLE}",
+        f"trace.profiles.up_kbps={KBPS}",
+        f"trace.profiles.down_kbps={KBPS}",
+        f"trace.profiles.power_w={POWER_W}",
+        f"algorithm.period_s={args.period}",
+        f"algorithm.quantum_s={args.quantum}",
+        "algorithm.merge=age",
+        "algorithm.sample_frac=1.0",
+        "algorithm.topology=uniform",
+    ]
 
 
 def main() -> None:
@@ -85,67 +117,40 @@ def main() -> None:
     tight = int(math.ceil(per_quantum + 4.0 * math.sqrt(per_quantum)))
     caps = args.caps or [64, tight, int(math.ceil(1.5 * per_quantum)), n]
 
-    model = make_model("logreg", SHAPE, CLASSES)
-    apply = lambda p, xb: model.apply({"params": p}, xb)  # noqa: E731
-    key = jax.random.key(0)
-    kp, kx, ky, kk, kg = jax.random.split(key, 5)
-    params = init_params(model, SHAPE, kp)
-    mbytes = model_bytes(params)
-    x = jax.random.normal(kx, (n, m) + SHAPE, jnp.float32)
-    y = jax.random.randint(ky, (n, m), 0, CLASSES, jnp.int32)
-    counts = jnp.full((n,), m, jnp.int32)
-    train = LocalTrainSpec(batch_size=args.batch, local_steps=1, lr=0.1, optimizer="sgd")
-    strategy = resolve_strategy("auto", "logreg")
-    t_comp = 3.0 * args.batch * 1 * MS_PER_SAMPLE / 1000.0
-    f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731
-    bits = mbytes * 8.0
-    env = GossipEnv(
-        x=x,
-        y=y,
-        counts=counts,
-        t_comp=f(t_comp),
-        up_kbps=f(KBPS),
-        down_kbps=f(KBPS),
-        power_w=f(POWER_W),
-        e_up_j=f(0.0),
-        e_down_j=f(0.0),
-        nodes=always_on(n),
-    )
-    del bits
+    base_overrides = overrides(args)
+    cfg = compose(base_overrides)
+    built = build(cfg)  # data, model, devices, availability: shared by every case
+    env, mbytes = built.env, built.model_bytes
+    strategy = resolve_strategy(cfg["sim"]["node_map"], cfg["task"]["model"])
+    t_comp = float(built.energy.t_comp[0])
+    key = jax.random.key(cfg["seed"])  # the host loop's chunk key
 
     # --- baseline: one vectorized local-training step of all N nodes
-    batch_train = jax.jit(make_batch_train(apply, train, strategy))
-    stack = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), params)
+    batch_train = jax.jit(make_batch_train(built.apply, built.train, strategy))
+    stack = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), built.params)
     active = jnp.ones((n,), bool)
-    keys = node_keys(kk, jnp.zeros((), jnp.int32), jnp.arange(n))
+    keys = node_keys(key, jnp.zeros((), jnp.int32), jnp.arange(n))
+    step = lambda: batch_train(stack, env.x, env.y, env.counts, active, keys)  # noqa: E731
     t0 = time.perf_counter()
-    jax.block_until_ready(batch_train(stack, x, y, counts, active, keys))
+    jax.block_until_ready(step())
     base_compile = time.perf_counter() - t0
-    one = timed(lambda: batch_train(stack, x, y, counts, active, keys))
+    one = timed(step)
     inner = max(1, math.ceil(0.25 / max(one, 1e-6)))
 
     cases = {}
     for cap in caps:
         for do_train in (True, False):
             name = f"cap{cap}" + ("" if do_train else "_system_only")
-            spec = GossipSpec(
-                period_s=args.period,
-                quantum_s=args.quantum,
-                max_trainings=cap,
-                merge=MergeSpec("age"),
-                sample_frac=1.0,
-                topology="uniform",
-                train=do_train,
-            )
-            chunk = make_gossip_chunk(apply, train, spec, env, mbytes, strategy)
-            st = init_gossip(params, n, spec, kg)
+            case = [f"algorithm.max_trainings={cap}", f"sim.train={str(do_train).lower()}"]
+            runner = make_runner(compose(base_overrides + case), built, strategy)
             t0 = time.perf_counter()
-            st = jax.block_until_ready(chunk(st, key, jnp.float32(args.quantum)))
+            st = jax.block_until_ready(runner.chunk(runner.init, key, args.quantum))
             compile_s = time.perf_counter() - t0
             t_now = args.warm_periods * args.period
-            st = jax.block_until_ready(chunk(st, key, jnp.float32(t_now)))
+            st = jax.block_until_ready(runner.chunk(st, key, t_now))
+            st, _ = runner.drain(st)
             cases[name] = {
-                "chunk": chunk,
+                "runner": runner,
                 "state": st,
                 "t": t_now,
                 "cap": cap,
@@ -157,15 +162,14 @@ def main() -> None:
 
     base_times = []
     for _ in range(args.repeats):
-        base_times.append(timed(lambda: batch_train(stack, x, y, counts, active, keys), inner))
+        base_times.append(timed(step, inner))
         for c in cases.values():
-            before = {k: float(v) for k, v in c["state"].counters.items()}
             t_next = c["t"] + args.period
             t0 = time.perf_counter()
-            st = jax.block_until_ready(c["chunk"](c["state"], key, jnp.float32(t_next)))
+            st = jax.block_until_ready(c["runner"].chunk(c["state"], key, t_next))
             c["times"].append(time.perf_counter() - t0)
-            after = {k: float(v) for k, v in st.counters.items()}
-            c["counters"].append({k: after[k] - before[k] for k in after})
+            st, counts = c["runner"].drain(st)  # counters of this period, zeroed
+            c["counters"].append(counts)
             c["state"], c["t"] = st, t_next
 
     base = statistics.median(base_times)
@@ -188,6 +192,7 @@ def main() -> None:
                     for k in ("messages_sent", "messages_lost", "trainings", "trainings_deferred")
                 },
                 "trainings_bottleneck": cnt["trainings_deferred"] > 0,
+                "chunk_compiles": c["runner"].chunk._cache_size(),
             }
         )
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -204,9 +209,11 @@ def main() -> None:
         "examples_per_node": m,
         "batch_size": args.batch,
         "local_steps": 1,
-        "model": "logreg",
-        "input_shape": list(SHAPE),
-        "classes": CLASSES,
+        "model": cfg["task"]["model"],
+        "dataset": built.dataset.name,
+        "input_shape": list(built.dataset.input_shape),
+        "classes": built.dataset.num_classes,
+        "config_overrides": base_overrides,
         "model_bytes": mbytes,
         "strategy": strategy,
         "period_s": args.period,
