@@ -1,61 +1,219 @@
-"""How many gossip/DWA nodes fit in memory, per model: computed from parameter counts.
+"""Peak memory and chunk compile time of real runs, measured (issue 17), not computed.
 
-A gossip node stores its model and one queued model (inbox): 2 copies of P parameters, 4 bytes
-each in float32 or 2 in bfloat16 (`sim.node_dtype`), plus its data shard (here: 60 float32
-examples of the model's input, a Fashion-MNIST 1,000-node split) and ~64 bytes of scalars.
-Usable memory: 80% of 24 GiB (CPU box) and 90% of 80 GiB (GPU). Training gathers only the
-nodes due in a quantum, so its working set is bounded by the capacity, not N.
+Every case is one `python -m dl.run` in its own subprocess (this script with `--worker`), so
+its peak resident memory is the child's own `ru_maxrss` (`os.wait4`); the worker records JAX's
+compile events (`jax.monitoring`: trace + lowering + XLA compile, per jitted function name) and
+reports the seconds spent compiling the jitted `chunk` functions. Machine load (1-min load
+average before/after each case, cores) is recorded with the numbers: timings on a loaded
+machine are upper bounds.
 
-    python scripts/memory_table.py [--out results/memory_table.json]
+Cases: gossip and DWA at several N with `cnn_small` (Fashion-MNIST) and `mlp` (sklearn digits),
+training and system-only (`sim.train=false`), plus the compile time of FedAsync / gossip / DWA
+on `conf/experiment/outage_*` (shortened to 20 virtual s). `params_bytes_n` = N x params x 4 B.
+
+    python scripts/memory_table.py [--out results/memory_table.json] [--quick]
+    python scripts/memory_table.py --table results/memory_table.json --readme README.md
 """
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import jax
-
-from dl.models import init_params, make_model, param_count
-
-MODELS = {  # name: (input shape, classes, input floats per example)
-    "logreg": ((64,), 10, 64),
-    "mlp": ((64,), 10, 64),
-    "cnn_small": ((28, 28, 1), 10, 784),
-    "cnn_femnist": ((28, 28, 1), 62, 784),
-    "cnn_mnist": ((28, 28, 1), 10, 784),
-    "char_gru": ((80,), 65, 80),
+ROOT = Path(__file__).resolve().parents[1]
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+SHORT = ["sim.duration_s=20", "sim.eval_every_s=20", "sim.eval_nodes=5", "logger=disabled"]
+SHORT += ["sim.progress=false"]
+TASKS = {  # name: (overrides, model, params)
+    "cnn_small": (["task=fmnist_cnn", "task.train.local_steps=2"], "cnn_small", 215370),
+    "mlp": (["task=digits_mlp"], "mlp", 55210),
 }
-BUDGETS = {"cpu_24GiB": 0.8 * 24 * 2**30, "gpu_80GiB": 0.9 * 80 * 2**30}
+ALGS = {
+    "gossip": ["algorithm=gossip", "algorithm.max_trainings=16", "server=never"],
+    "dwa": ["algorithm=dwa", "algorithm.max_trainings=16", "algorithm.concurrency=32"]
+    + ["algorithm.max_arrivals=8", "server=outage_mid"],
+}
+# (N, train) per task: sized so that the whole table takes < 10 min on the shared 2-core CPU
+SIZES = {
+    "cnn_small": ((250, True), (1000, True), (1000, False)),
+    "mlp": ((1000, True), (1000, False)),  # digits: 1,438 training examples
+}
+QUICK_SIZES = {"cnn_small": ((200, True), (200, False)), "mlp": ((500, True),)}
+MEM_SHORT = ["sim.duration_s=10", "sim.eval_every_s=10", *SHORT[2:]]
+COMPILE_CASES = ("outage_fedasync", "outage_gossip", "outage_dwa")
+
+
+def worker(overrides: list[str], out: Path) -> None:
+    """Runs dl.run in this process and writes its compile events to `out` (JSON)."""
+    import jax.monitoring
+
+    events: list = []
+
+    def on_event(name, secs, **kw):
+        if name in COMPILE_EVENTS:
+            events.append((str(kw.get("fun_name", "?")), name.rsplit("/", 1)[-1], float(secs)))
+
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    import runpy
+
+    sys.argv = ["dl.run", *overrides]
+    t = time.perf_counter()
+    try:
+        runpy.run_module("dl.run", run_name="__main__", alter_sys=True)  # as python -m dl.run
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    wall = time.perf_counter() - t
+    per: dict = {}
+    for fun, kind, secs in events:
+        fun = fun[4:-1] if fun.startswith("jit(") else fun  # trace: `f`, lowering: `jit(f)`
+        per.setdefault(fun, {}).setdefault(kind, 0.0)
+        per[fun][kind] += secs
+    out.write_text(json.dumps({"wall_s": wall, "compile": per}))
+
+
+def run_case(overrides: list[str], tmp: Path) -> dict:
+    """One case in a child process: peak RSS (MiB), wall seconds, chunk compile seconds."""
+    res = tmp / "worker.json"
+    res.unlink(missing_ok=True)
+    run_dir = tmp / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run directory per case
+    cmd = [sys.executable, __file__, "--worker", str(res), "--"]
+    cmd += [*overrides, f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+    load0 = os.getloadavg()[0]
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read().decode(errors="replace")
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    row = {
+        "overrides": overrides,
+        "rc": p.returncode,
+        "peak_rss_mib": round(ru.ru_maxrss / 1024.0, 1),  # Linux: KiB
+        "elapsed_s": round(time.perf_counter() - t, 2),
+        "load1_before": round(load0, 2),
+        "load1_after": round(os.getloadavg()[0], 2),
+    }
+    if p.returncode != 0 or not res.exists():
+        row["error"] = err.strip().splitlines()[-1:] if err.strip() else ["no output"]
+        return row
+    w = json.loads(res.read_text())
+    chunks = {f: v for f, v in w["compile"].items() if "chunk" in f}
+    row["run_wall_s"] = round(w["wall_s"], 2)
+    row["chunk_compile_s"] = {f: round(sum(v.values()), 2) for f, v in chunks.items()}
+    row["chunk_compile_detail"] = {
+        f: {k: round(s, 3) for k, s in v.items()} for f, v in chunks.items()
+    }
+    row["all_compile_s"] = round(sum(sum(v.values()) for v in w["compile"].values()), 2)
+    return row
+
+
+def cases(quick: bool) -> list[dict]:
+    out = [
+        {"kind": "compile", "experiment": e, "overrides": [f"experiment={e}", *SHORT]}
+        for e in COMPILE_CASES
+    ]
+    sizes = QUICK_SIZES if quick else SIZES
+    for task, (tov, model, params) in TASKS.items():
+        for alg, aov in ALGS.items():
+            for n, train in sizes[task]:
+                ov = [*tov, *aov, "trace=stunner", f"sim.num_nodes={n}", *MEM_SHORT]
+                ov += [f"sim.train={str(train).lower()}"]
+                row = {"kind": "memory", "task": task, "model": model, "params": params}
+                row |= {"algorithm": alg, "num_nodes": n, "train": train}
+                out.append(row | {"params_bytes_n": n * params * 4, "overrides": ov})
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    """The README's memory block (markdown) from measured rows."""
+    lines = [
+        "| task (model) | algorithm | N | train | peak RSS (MiB) | N x params x 4 B (MiB) "
+        "| chunk compile (s) | load avg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.get("kind") != "memory" or r.get("rc") != 0:
+            continue
+        comp = "+".join(f"{s:.1f}" for s in r.get("chunk_compile_s", {}).values()) or "-"
+        lines.append(
+            f"| {r['task']} ({r['model']}) | {r['algorithm']} | {r['num_nodes']:,} | "
+            f"{'yes' if r['train'] else 'no'} | {r['peak_rss_mib']:,.0f} | "
+            f"{r['params_bytes_n'] / 2**20:,.0f} | {comp} | {r['load1_before']:.1f} |"
+        )
+    comp = [r for r in rows if r.get("kind") == "compile" and r.get("rc") == 0]
+    if comp:
+        lines.append("")
+        lines.append(
+            "| experiment (20 virtual s) | chunk compile (s) | peak RSS (MiB) | load avg |"
+        )
+        lines.append("|---|---|---|---|")
+        for r in comp:
+            c = "+".join(f"{s:.1f}" for s in r.get("chunk_compile_s", {}).values()) or "-"
+            lines.append(
+                f"| {r['experiment']} | {c} | {r['peak_rss_mib']:,.0f} | {r['load1_before']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- memory:begin -->", "<!-- memory:end -->"
+
+
+def write_block(readme: Path, block: str) -> None:
+    """Replaces the text between the memory markers of `readme` with `block`."""
+    text = readme.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"{readme}: needs one {BEGIN} and one {END}")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    readme.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("results/memory_table.json"))
-    ap.add_argument("--examples", type=int, default=60)
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "memory_table.json")
+    ap.add_argument("--quick", action="store_true", help="one small N per task")
+    ap.add_argument("--only", default="", help="cases whose overrides contain this text")
+    ap.add_argument("--table", type=Path, help="print the README block of a results file")
+    ap.add_argument("--readme", type=Path, help="with --table: rewrite its memory block")
+    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
+    if a.worker:
+        return worker(a.overrides, a.worker)
+    if a.table:
+        block = table(json.loads(a.table.read_text())["rows"])
+        if a.readme:
+            write_block(a.readme, block)
+        print(block)
+        return
+    import tempfile
+
     rows = []
-    for name, (shape, classes, per_ex) in MODELS.items():
-        model = make_model(name, shape, classes)
-        dtype = "int32" if name.startswith("char") else None
-        p = param_count(init_params(model, shape, jax.random.key(0), dtype))
-        data = a.examples * per_ex * 4 + a.examples * 4
-        row = {"model": name, "params": p}
-        for dt, nbytes in (("f32", 4), ("bf16", 2)):
-            per_node = 2 * p * nbytes + data + 64
-            row[f"bytes_per_node_{dt}"] = per_node
-            for b, cap in BUDGETS.items():
-                row[f"nodes_{b}_{dt}"] = int(cap // per_node)
-        rows.append(row)
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in cases(a.quick):
+            if a.only and a.only not in " ".join(c["overrides"]):
+                continue
+            r = {**c, **run_case(c["overrides"], Path(tmp))}
+            print(json.dumps({k: v for k, v in r.items() if k != "overrides"}), flush=True)
+            rows.append(r)
+    meta = {
+        "cpu_count": os.cpu_count(),
+        "note": "peak RSS: the child's ru_maxrss; compile: trace + lowering + XLA compile of "
+        "the jitted chunk functions (jax.monitoring); load avg: 1-min, before each case",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(rows, indent=2))
-    print("| model | params | nodes, 24 GiB CPU (f32 / bf16) | nodes, 80 GiB GPU (f32 / bf16) |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['model']} | {r['params']:,} | {r['nodes_cpu_24GiB_f32']:,} / "
-            f"{r['nodes_cpu_24GiB_bf16']:,} | {r['nodes_gpu_80GiB_f32']:,} / "
-            f"{r['nodes_gpu_80GiB_bf16']:,} |"
-        )
+    a.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(table(rows))
 
 
 if __name__ == "__main__":
