@@ -5,14 +5,13 @@ the expected keys and positive numbers, that `auto` is reported, that the vmap-o
 is skipped above N = 100 without compiling anything, and that the JSON/markdown writers work.
 """
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import jax
 import pytest
+from scripts_loader import load_script
 
 from dl.bench import matmul_gflops, peak_matmul_gflops
 
@@ -21,11 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_train"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_train")
 
 
 def tiny_cfg(bench):

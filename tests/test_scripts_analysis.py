@@ -1,12 +1,12 @@
 """The dl.analysis pieces the figure scripts now share (first_time, first_reaching_mean,
 run_checked) and the script logic built on them, on hand-made values and fake runs."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts_loader import load_script
 
 from dl.analysis.launch import is_done, run_checked
 from dl.analysis.targets import first_reaching_mean, first_time
@@ -14,12 +14,7 @@ from dl.analysis.targets import first_reaching_mean, first_time
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+load = load_script
 
 
 def test_first_time_up_and_down():

@@ -1,12 +1,12 @@
 """scripts/fig_outage.py: its configs go through dl.run's checks, and its merge of the grid
 run with the dense run and its outage checks, on hand-made run folders (no simulation)."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from scripts_loader import load_script
 
 from dl.errors import ConfigError
 
@@ -15,11 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fig_outage.py"
 
 @pytest.fixture(scope="module")
 def fo():
-    spec = importlib.util.spec_from_file_location("fig_outage", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fig_outage"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("fig_outage")
 
 
 @pytest.mark.parametrize(

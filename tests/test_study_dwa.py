@@ -1,16 +1,14 @@
 """scripts/study_dwa.py's aggregation on hand-made run rows: the server's return, time to the
 target with censoring, and the paired DWA - FedAsync difference at the return."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
+from scripts_loader import load_script
 
 REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("study_dwa", REPO / "scripts" / "study_dwa.py")
-study = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(study)
+study = load_script("study_dwa")
 
 
 def rows(points, p90=None):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scripts_loader import load_script
 
 from dl.analysis.suite import SuiteError, cells, check_scale, run_overrides
 
@@ -105,13 +106,10 @@ def test_only_completed_runs_count_as_done(tmp_path):
 def test_runs_are_keyed_by_their_overrides(tmp_path):
     """A run folder counts as done only for the overrides it was made with (not its folder), so
     a changed scale file reruns the cells it changes (the cpu DWA cells were rerun this way)."""
-    import importlib.util
 
     from dl.analysis.launch import is_done
 
-    spec_ = importlib.util.spec_from_file_location("suite_script", REPO / "scripts" / "suite.py")
-    suite = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(suite)
+    suite = load_script("suite")
     d = tmp_path / "a" / "always" / "fedasync" / "seed0"
     key = suite.run_key(suite.command(SPEC, "a/always/fedasync", 0, d))
     assert "hydra.run.dir" not in key and {"algorithm=fedasync", "seed=0"} <= set(key.split())

@@ -1,13 +1,12 @@
 """Availability: compiled queries, STUNner replay, synthetic builders, FedScale npz round trip."""
 
-import importlib.util
 import pickle
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scripts_loader import load_script
 
 from dl.errors import ConfigError, DataError
 from dl.traces import (
@@ -189,11 +188,7 @@ def test_stunner_options_and_errors(tmp_path, data_root):
 
 
 def _converter():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_fedscale.py"
-    spec = importlib.util.spec_from_file_location("convert_fedscale", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("convert_fedscale")
 
 
 def _fedscale_member(rec: dict, t: float) -> bool:
