@@ -170,12 +170,14 @@ def pad_availability(av: Availability, n: int) -> Availability:
 
 
 def node_timeline(av: Availability, n_real: int, mesh, n: int) -> tuple[Availability, dict]:
-    """`av` padded to n nodes (padding never online) and sharded, with the `online` /
-    `online_until` queries a `NodeEnv` takes."""
+    """`av` padded to n nodes (padding never online) and sharded, with the `NodeEnv` fields it
+    sets: `avail` (queried inside the jitted program, an argument, not a constant) and the
+    `online` / `online_until` queries for callers outside it."""
     av = shard_nodes(silence_padding(pad_availability(av, n), n_real), mesh, n)
     return av, {
         "online": lambda t: is_online(av, t),
         "online_until": lambda t0, t1: online_during(av, t0, t1),
+        "avail": av,
     }
 
 
