@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl import rng
 from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
     COUNTERS,
     GossipEnv,
@@ -152,7 +153,7 @@ def make_gossip_quantum(
 
         def one(i, x):
             size = int(np.prod(x.shape[1:], dtype=np.int64))
-            perm = np.random.default_rng([7, i]).permutation(size) % n_part
+            perm = np.random.default_rng([rng.PARTITION_LAYOUT, i]).permutation(size) % n_part
             pid = jnp.asarray(perm.reshape(x.shape[1:]).astype(np.int32))
             return pid[None] == part.reshape((-1,) + (1,) * pid.ndim)
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dl import rng
 from dl.devices.energy_env import TRAFFIC_COUNTERS
 from dl.engine.inflight import InFlight, empty_inflight, inflight_bound
 from dl.errors import ConfigError
@@ -167,7 +168,7 @@ def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = No
         next_gossip=jax.random.uniform(key, (n,), jnp.float32) * spec.period_s,
         dirty=zb(),
         cyclon=(
-            init_cyclon(jax.random.fold_in(key, 77), n, spec.degree)
+            init_cyclon(jax.random.fold_in(key, rng.CYCLON_INIT), n, spec.degree)
             if spec.topology == "cyclon"
             else None
         ),

@@ -11,6 +11,7 @@ Notes: docs/NOTES.md#dlnetworkpeerspy
 import jax
 import jax.numpy as jnp
 
+from dl import rng
 from dl.errors import ConfigError
 from dl.network.partners import uniform_below, uniform_partners
 
@@ -45,7 +46,7 @@ def make_peer_sampler(topology: str, n: int, degree: int, seed: int = 0):
     def sample(key, online, quantum):
         nb = fixed
         if topology == "kregular_dynamic":
-            nb = _perm_neighbours(jax.random.fold_in(key, 7), n, degree)
+            nb = _perm_neighbours(jax.random.fold_in(key, rng.DYNAMIC_OVERLAY), n, degree)
         pick = uniform_below(key, (n,), degree)
         return jnp.take_along_axis(nb, pick[:, None], axis=1)[:, 0]
 
