@@ -71,7 +71,7 @@ class Lane:
     runner: Any  # dl.algorithms.base.Runner
     state: Any
     key: Any
-    totals: dict = field(default_factory=dict)
+    totals: dict = field(default_factory=lambda: {"energy_j": 0.0})  # kept by advance()
 
     def clock(self) -> float:
         return self.runner.clock(self.state)

@@ -18,7 +18,7 @@ from dl import rng
 from dl.errors import ConfigError, DLError
 from dl.io.checkpoint import StopSignals
 from dl.io.metrics import MetricsLogger, write_json_atomic
-from dl.loop import ENERGY_PARTS, Lane, Schedule, run_loop
+from dl.loop import Lane, Schedule, run_loop
 from dl.multitask import TaskRun, first_rounds, setup, start
 from dl.sharding import is_writer
 
@@ -94,7 +94,6 @@ def simulate_multitask(cfg: dict, run_dir: Path) -> dict:
             t.state = lanes[t.name].state
             row |= _task_row(t, first[:, t.index], r, perm, k)
             tot = lanes[t.name].totals
-            tot["energy_j"] = sum(tot.get(e, 0.0) for e in ENERGY_PARTS)
             row |= {f"{t.name}/{k_}": v for k_, v in tot.items()}
             energy += tot["energy_j"]
         row |= {"energy_j": energy, "wall_time_s": time.perf_counter() - t_wall}
