@@ -20,13 +20,18 @@ class Reach:
     horizon_s: float  # last virtual time observed (the censoring time)
 
 
+def reaches(v: float, target: float, lower: bool = False) -> bool:
+    """`v` has reached `target`: at or below it when `lower` (an error), else at or above."""
+    return (v <= target) if lower else (v >= target)
+
+
 def first_reaching(rows, key: str, target: float, lower: bool = False, x: str = "virtual_time_s"):
     """Index of the first row whose `key` reaches `target`, or None (censored)."""
     for i, r in enumerate(rows):
         v = r.get(key)
         if v is None:
             continue
-        if (v <= target) if lower else (v >= target):
+        if reaches(v, target, lower):
             return i
     return None
 
@@ -55,7 +60,7 @@ def first_time(times, values, target: float, lower: bool = False):
     """The first of `times` whose value in `values` reaches `target` (as `first_reaching`), or
     None (censored); for curves held as arrays (a seed-mean error on a grid, a known fraction)."""
     for t, v in zip(times, values, strict=True):
-        if v is not None and ((v <= target) if lower else (v >= target)):
+        if v is not None and reaches(v, target, lower):
             return float(t)
     return None
 
@@ -69,6 +74,6 @@ def first_reaching_mean(rows, key: str, target: float, window: int, lower: bool 
         if any(v is None for v in vals):
             continue
         m = sum(vals) / window
-        if (m <= target) if lower else (m >= target):
+        if reaches(m, target, lower):
             return i
     return None
