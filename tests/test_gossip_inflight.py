@@ -164,18 +164,45 @@ def test_fast_links_merge_in_the_sending_quantum():
 
 def test_capacity_bound_and_explicit_cap_overflow_is_counted():
     genv = env([1.0, 1.0], [1.0, 1.0])  # T = 3.5 s for both senders
-    # proactive: ceil(3.5 / 10) = 1 per node; reactive (R = 2): 2 * floor(3.5 / 1) = 6 per node
+    # messages with send < t1 and arrival >= t0 (sent, not yet delivered, before (C)):
+    # proactive: ceil((3.5 + 1) / 10) = 1 per node; reactive (R = 2): sends at quantum starts in
+    # [t0 - 3.5, t0], i.e. t0-3, t0-2, t0-1, t0: 2 * (floor(3.5 / 1) + 1) = 8 per node
     assert gossip_capacity(SPEC, genv, MBYTES) == 2
     from dl.rules.token_account import TokenSpec
 
     tok = GossipSpec(period_s=10.0, quantum_s=1.0, token=TokenSpec(flow="randomized"))
-    assert gossip_capacity(tok, genv, MBYTES) == 2 * (1 + 6)
+    assert gossip_capacity(tok, genv, MBYTES) == 2 * (1 + 8)
+    # a period of 4 s: ceil((3.5 + 1) / 4) = 2 proactive messages per node
+    assert gossip_capacity(GossipSpec(period_s=4.0, quantum_s=1.0), genv, MBYTES) == 2 * 2
     # an explicit cap of 1 with both nodes sending in quantum 0: one message does not fit
     cap = GossipSpec(period_s=10.0, quantum_s=1.0, inflight_cap=1)
+    # no transfer is shorter than a quantum (3.5 s > 1 s): no extra room for same-quantum ones
+    assert gossip_capacity(cap, genv, MBYTES) == 1
     st = start(genv, cap, [[1.0, 2.0], [3.0, 6.0]], [1.0, 3.0], [0.2, 0.4])
     st = stepper(genv, cap)(st)
     assert float(st.counters["messages_overflow"]) == 1
     assert float(st.counters["messages_lost"]) == 1 and int(st.inflight.valid.sum()) == 1
+
+
+def test_explicit_cap_counts_only_messages_left_on_the_wire():
+    """Three nodes, cap 1. Node 0 -> slow link (3.5 s, on the wire after quantum 0); nodes 1
+    and 2 have fast uplinks but node 0's downlink is slow: the only fast pairs are 1 <-> 2.
+    Same-quantum deliveries never count against the cap: the buffer gets one extra slot per
+    sender whose fastest transfer is under a quantum (nodes 1, 2) -> capacity 1 + 2 = 3."""
+    genv = env([1.0, 1e6, 1e6], [1.0, 1e6, 1e6])
+    cap = GossipSpec(period_s=10.0, quantum_s=1.0, inflight_cap=1, topology="kregular", degree=2)
+    assert gossip_capacity(cap, genv, MBYTES) == 1 + 2
+    # everyone sends in quantum 0; at most one message may stay on the wire after it
+    st = start(genv, cap, np.zeros((3, 2)), np.zeros(3), [0.1, 0.2, 0.3])
+    st = stepper(genv, cap)(st)
+    c = {k: float(v) for k, v in st.counters.items()}
+    delivered = c["bytes_down"] / MBYTES  # the fast 1 <-> 2 messages, merged in quantum 0
+    # node 0's message is first in message order (sender id): it takes the cap's one place;
+    # the other wire messages (1 or 2 -> 0) overflow: 3 sent = delivered + 1 on wire + overflow
+    assert c["messages_sent"] == 3 and delivered < 2  # this seed: someone picks node 0
+    assert int(st.inflight.valid.sum()) == 1 and int(st.inflight.sender[st.inflight.valid][0]) == 0
+    assert c["messages_overflow"] == 3 - delivered - 1
+    assert c["messages_lost"] == c["messages_overflow"]
 
 
 def edges(seed):

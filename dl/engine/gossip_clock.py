@@ -17,14 +17,17 @@ Per quantum [t0, t1), in this order:
       fixed capacity (the rest wait, `trainings_deferred`); only those nodes are trained;
   (B) sends: every node whose timer falls in the quantum (and the token account's reactive
       sends, at t0) sends; payloads are the models after (A). Messages whose path fails are
-      counted lost now (traces are known in advance);
-  (C) deliveries: every message with arrival < t1 (those on the wire from earlier quanta and
-      those just sent that arrive within the quantum) in (arrival time, sender id, slot) order;
-      per receiver the first is merged if it is idle, the others are queued;
-  (D) messages still on the wire at t1 are stored with a copy of their payload.
+      counted lost now (traces are known in advance); the others enter the in-flight buffer
+      with a copy of their payload (`dl.engine.inflight`);
+  (C) deliveries: every message in the buffer with arrival < t1 (those on the wire from earlier
+      quanta and those just sent that arrive within the quantum) in (arrival time, sender id,
+      slot) order; per receiver the first is merged if it is idle, the others are queued; they
+      leave the buffer, the rest stay on the wire.
 So a transfer shorter than the rest of the quantum is merged in the quantum it was sent in, and
 a transfer of several quanta only in the quantum that contains its arrival time. Bytes and
-radio energy of the upload count at send, of the download at delivery.
+radio energy of the upload count at send, of the download at delivery. Model work in (A)-(C)
+touches only the rows that train, send, merge or queue (`dl.engine.rows`): payloads come from
+the buffer, so node models are updated in place, never copied whole.
 `eligible` masks nodes that gossip (the hybrid excludes nodes busy with the server). With
 `train=False` no model math runs and no per-node model or payload is stored (system-only mode).
 Model subsampling (`sample_frac` < 1) sends a random coordinate subset per message and merges
@@ -47,6 +50,7 @@ from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's pu
 )
 from dl.engine.inflight import InFlight, capacity_of, grow, store_all
 from dl.engine.jitted import EnvChunk
+from dl.engine.rows import row_chunk, take_rows, update_rows
 from dl.errors import ConfigError
 from dl.network.cyclon import cyclon_sample, cyclon_shuffle
 from dl.network.peers import make_peer_sampler
@@ -60,10 +64,6 @@ def _where_nodes(mask, a, b):
     return jax.tree.map(
         lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b
     )
-
-
-def _take(tree, idx):
-    return jax.tree.map(lambda p: p[idx], tree)
 
 
 MASK_KEY = 0x5EED  # coordinate masks: key(MASK_KEY) folded with the message's seed and leaf
@@ -93,8 +93,10 @@ def make_gossip_quantum(
     env: GossipEnv,
     model_bytes: int,
     strategy: str,
+    row_chunk_size: int | None = None,
 ):
-    """Returns `step(state, key, eligible [N] bool) -> state` for one quantum (not jitted)."""
+    """Returns `step(state, key, eligible [N] bool) -> state` for one quantum (not jitted).
+    `row_chunk_size`: node rows merged or queued per pass (`dl.engine.rows`; None: automatic)."""
     spec.validate()
     n = int(env.counts.shape[0])
     a_cap = min(spec.max_trainings, n)
@@ -105,6 +107,7 @@ def make_gossip_quantum(
     every = max(1, int(round(spec.period_s / spec.quantum_s)))
     msg_bits = jnp.float32(message_bits(spec, model_bytes))
     need = gossip_capacity(spec, env, model_bytes)
+    cap_logical = spec.inflight_cap  # > 0: messages on the wire at once (explicit)
     n_part = spec.partitions
     tspec = spec.token
     n_slots = spec.n_slots
@@ -118,6 +121,7 @@ def make_gossip_quantum(
     full = spec.sample_frac
     # messages stored per pass of (D): about one period's sends spread over its quanta
     store_chunk = max(16, -(-n * n_slots // every))
+    r_chunk = row_chunk(n, n * n_slots / every) if row_chunk_size is None else row_chunk_size
 
     def start_training(env: GossipEnv, st: GossipState, start: jnp.ndarray, t1) -> GossipState:
         t_done = t1 + env.t_comp
@@ -130,9 +134,11 @@ def make_gossip_quantum(
             train_q=jnp.where(start, st.quantum, st.train_q),
         )
 
-    def merge_into(st, y, a_y, mask, take, part):
-        """Merges y (sender age a_y) into the nodes with `take`; returns (params, age, part_age).
-        Partitioned mode: only partition `part` [N] is merged, weighted by its own ages."""
+    def merge_into(st, y_rows, a_y, mask_rows, take, part):
+        """Merges the models `y_rows(idx) -> [c, ...]` (sender ages a_y [N]) into the nodes with
+        `take`; returns (params, age, part_age). `mask_rows(idx)`: the coordinates carried (or
+        None). Model work only on the taken rows (`dl.engine.rows`). Partitioned mode: only
+        partition `part` [N] is merged, weighted by its own ages."""
         if n_part == 1:
             w = jnp.where(take, merge_weight(st.age, a_y, spec.merge), 0.0)
             new_age = jnp.where(take, merged_age(st.age, a_y, w, spec.merge), st.age)
@@ -145,7 +151,12 @@ def make_gossip_quantum(
             new_age = part_age.mean(1)
         if not spec.train:
             return st.params, new_age, part_age
-        return mix(st.params, y, w, mask), new_age, part_age
+
+        def merged(idx, now):  # each row is merged once: `now`'s rows idx are the old ones
+            ww = w[jnp.minimum(idx, n - 1)]
+            return mix(take_rows(now, idx), y_rows(idx), ww, mask_rows(idx))
+
+        return update_rows(st.params, take, r_chunk, merged), new_age, part_age
 
     def part_masks(part, like):
         """[N, ...] bool masks of partition part[i] for every node i. Coordinates are split
@@ -203,8 +214,14 @@ def make_gossip_quantum(
         )
         # a finished node merges the last model it received, then trains again
         again = okn & st.has_inbox
+        inbox, inbox_mask = st.inbox, st.inbox_mask
         params, age, part_age = merge_into(
-            st, st.inbox, st.inbox_age, st.inbox_mask, again, st.inbox_part
+            st,
+            lambda idx: take_rows(inbox, idx),
+            st.inbox_age,
+            lambda idx: None if inbox_mask is None else take_rows(inbox_mask, idx),
+            again,
+            st.inbox_part,
         )
         st = st.replace(
             params=params,
@@ -285,58 +302,79 @@ def make_gossip_quantum(
         st = st.replace(next_gossip=nxt, tokens=tokens, counters=cnt)
         return st, msgs
 
-    def deliveries(env: GossipEnv, st: GossipState, key, msgs: InFlight, t1, eligible):
-        """(C) + (D): merges or queues every message arriving before t1, stores the rest."""
+    def post(st: GossipState, msgs: InFlight, t1):
+        """(B'): puts every message sent this quantum whose path holds into the buffer with a
+        copy of its payload (the sender's model after (A)), in message order, so (C) reads no
+        node model it may already have merged. With an explicit `inflight_cap` a message still
+        on the wire at t1 is lost (`messages_overflow`) when the cap's messages on the wire
+        after this quantum are taken by earlier ones; the buffer also has room for this
+        quantum's deliveries (`gossip_capacity`)."""
+        cnt = dict(st.counters)
+        buf = st.inflight
+        keep = msgs.valid
+        if cap_logical > 0:
+            wire = keep & (msgs.arrive >= t1)
+            on_wire = (buf.valid & (buf.arrive >= t1)).sum()
+            rank = jnp.cumsum(wire.astype(jnp.int32)) - 1
+            over = wire & (rank >= cap_logical - on_wire)
+            keep = keep & ~over
+            cnt["messages_overflow"] += over.sum().astype(jnp.float32)
+            cnt["messages_lost"] += over.sum().astype(jnp.float32)
+
+        def payload(idx):
+            return take_rows(st.params, msgs.sender[idx]) if spec.train else None
+
+        buf, lost_full = store_all(buf, keep, msgs, payload, store_chunk)
+        cnt["messages_overflow"] += lost_full
+        cnt["messages_lost"] += lost_full
+        return st.replace(inflight=buf, counters=cnt)
+
+    def deliveries(env: GossipEnv, st: GossipState, key, t1, eligible):
+        """(C): merges or queues every message in the buffer arriving before t1, frees them."""
         cnt = dict(st.counters)
         buf = st.inflight
         k = capacity_of(buf)
-        sent = st.params  # payload of this quantum's messages: the senders' models now
-
-        def store_payload(idx):
-            return _take(sent, msgs.sender[idx]) if spec.train else None
-
-        def cat(f):
-            return jnp.concatenate([getattr(buf, f), getattr(msgs, f)])
-
-        sender, r, arrive, slot = cat("sender"), cat("receiver"), cat("arrive"), cat("slot")
-        m_age, m_part, m_seed = cat("age"), cat("part"), cat("seed")
-        due_b, due_n = buf.valid & (buf.arrive < t1), msgs.valid & (msgs.arrive < t1)
-        due = jnp.concatenate([due_b, due_n])
+        sender, r, arrive, slot = buf.sender, buf.receiver, buf.arrive, buf.slot
+        m_age, m_part, m_seed = buf.age, buf.part, buf.seed
+        due = buf.valid & (arrive < t1)
         ok = due & eligible[r]
         cnt["messages_lost"] += (due & ~ok).sum().astype(jnp.float32)
         cnt["energy_wasted_j"] += jnp.where(due & ~ok, env.e_up_j[sender], 0.0).sum()
         cnt["bytes_down"] += msg_bits / 8.0 * ok.sum()
         cnt["energy_radio_j"] += jnp.where(ok, env.e_down_j[r], 0.0).sum()
         # candidates in (arrival time, sender id, slot) order; per receiver the first and last
-        nl = k + nm
-        mids = jnp.arange(nl, dtype=jnp.int32)
+        mids = jnp.arange(k, dtype=jnp.int32)
         order = jnp.lexsort((mids, slot, sender, jnp.where(ok, arrive, jnp.inf)))
-        pos = jnp.zeros((nl,), jnp.int32).at[order].set(mids)
+        pos = jnp.zeros((k,), jnp.int32).at[order].set(mids)
         dest = jnp.where(ok, r, n)
-        first = jnp.full((n,), nl, jnp.int32).at[dest].min(pos, mode="drop")
+        first = jnp.full((n,), k, jnp.int32).at[dest].min(pos, mode="drop")
         last = jnp.full((n,), -1, jnp.int32).at[dest].max(pos, mode="drop")
-        got = first < nl
-        m_first = order[jnp.minimum(first, nl - 1)]
+        got = first < k
+        m_first = order[jnp.minimum(first, k - 1)]
         m_last = order[jnp.maximum(last, 0)]
+        like = buf.params
 
-        def payload(m):
-            """[N, ...] models carried by candidates m [N]: stored copy or the sender's now."""
-            if not spec.train:
-                return st.params
-            from_buf = _take(buf.params, jnp.clip(m, 0, k - 1))
-            return _where_nodes(m < k, from_buf, _take(sent, sender[m]))
+        def of(m_rows):
+            return lambda idx: take_rows(buf.params, m_rows[jnp.minimum(idx, n - 1)])
+
+        def mask_of(m_rows):
+            def rows(idx):
+                m = m_rows[jnp.minimum(idx, n - 1)]
+                return message_mask(m_part[m], m_seed[m], like)
+
+            return rows
 
         idle = ~st.training
         take = got & idle
         p_first, p_last = m_part[m_first], m_part[m_last]
-        mask_first = message_mask(p_first, m_seed[m_first], st.params)
         params, age, part_age = merge_into(
-            st, payload(m_first), m_age[m_first], mask_first, take, p_first
+            st, of(m_first), m_age[m_first], mask_of(m_first), take, p_first
         )
         queue = got & (~idle | (last != first))
         if spec.queue == "all":
             # merge all queued models: age-weighted mean of the old inbox and every message
-            # not consumed (ages as weights; equal weights when all are 0), age = max
+            # not consumed (ages as weights; equal weights when all are 0), age = max; summed
+            # in (arrival, sender, slot) order
             extra = ok & ~(take[r] & (mids == m_first[r]))
             wq = jnp.where(extra, m_age + 1e-6, 0.0)
             w_old = jnp.where(st.has_inbox, st.inbox_age + 1e-6, 0.0)
@@ -345,14 +383,17 @@ def make_gossip_quantum(
             def bcast(v, p):
                 return v.reshape((-1,) + (1,) * (p.ndim - 1))
 
-            def agg(old, pb, pn):
-                add = jnp.zeros_like(old).at[dest[:k]].add(bcast(wq[:k], pb) * pb, mode="drop")
-                add = add.at[dest[k:]].add(bcast(wq[k:], pn) * pn[msgs.sender], mode="drop")
+            def agg(old, pb):
+                add = (
+                    jnp.zeros_like(old)
+                    .at[dest[order]]
+                    .add(bcast(wq[order], pb) * pb[order], mode="drop")
+                )
                 return (bcast(w_old, old) * old + add) / bcast(jnp.where(tot > 0, tot, 1.0), old)
 
             inbox = st.inbox
             if spec.train:
-                inbox = _where_nodes(queue, jax.tree.map(agg, st.inbox, buf.params, sent), inbox)
+                inbox = _where_nodes(queue, jax.tree.map(agg, st.inbox, buf.params), inbox)
             a_new = (
                 jnp.full((n,), -jnp.inf)
                 .at[dest]
@@ -364,21 +405,18 @@ def make_gossip_quantum(
                 st.inbox_age,
             )
         else:
-            inbox = _where_nodes(queue, payload(m_last), st.inbox) if spec.train else st.inbox
+            inbox = st.inbox
+            if spec.train:
+                inbox = update_rows(inbox, queue, r_chunk, lambda idx, _: of(m_last)(idx))
             inbox_age = jnp.where(queue, m_age[m_last], st.inbox_age)
         inbox_mask = st.inbox_mask
         if inbox_mask is not None and spec.train:
-            mask_last = message_mask(p_last, m_seed[m_last], st.params)
-            inbox_mask = _where_nodes(queue, mask_last, st.inbox_mask)
+            inbox_mask = update_rows(
+                inbox_mask, queue, r_chunk, lambda idx, _: mask_of(m_last)(idx)
+            )
         # the token account reacts to every node that received a (useful) model
         react = reactive_count(jax.random.fold_in(key, 3), st.tokens, tspec)
         react = jnp.where(got, react, 0)
-        # (D) messages still on the wire at t1 keep a copy of their send-time payload
-        wire = msgs.valid & ~due_n
-        fresh = buf.replace(valid=buf.valid & ~due_b)
-        buf, lost_full = store_all(fresh, wire, msgs, store_payload, store_chunk)
-        cnt["messages_overflow"] += lost_full
-        cnt["messages_lost"] += lost_full
         st = st.replace(
             params=params,
             age=age,
@@ -391,7 +429,7 @@ def make_gossip_quantum(
             dirty=st.dirty | take,
             tokens=st.tokens - react.astype(jnp.float32),
             react=react,
-            inflight=buf,
+            inflight=buf.replace(valid=buf.valid & ~due),
             counters=cnt,
         )
         return start_training(env, st, take, t1)
@@ -410,12 +448,18 @@ def make_gossip_quantum(
         t0 = st.quantum.astype(jnp.float32) * q
         t1 = (st.quantum + 1).astype(jnp.float32) * q
         due = (st.training & (st.train_end < t1)).any()
-        st = jax.lax.cond(
-            due, lambda s: completions(env, s, jax.random.fold_in(key, 0), t1), lambda s: s, st
+        # a loop of 0 or 1 trips, not a cond: XLA copies the node models out of a cond's
+        # pass-through branch, a while loop updates them in place
+        st = jax.lax.fori_loop(
+            0,
+            due.astype(jnp.int32),
+            lambda _, s: completions(env, s, jax.random.fold_in(key, 0), t1),
+            st,
         )
         qkey = jax.random.fold_in(jax.random.fold_in(key, 1), st.quantum)
         st, msgs = sends(env, st, qkey, t0, t1, eligible, enabled)
-        st = deliveries(env, st, qkey, msgs, t1, eligible)
+        st = post(st, msgs, t1)
+        st = deliveries(env, st, qkey, t1, eligible)
         return st.replace(quantum=st.quantum + 1)
 
     step.capacity = need

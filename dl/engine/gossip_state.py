@@ -11,7 +11,7 @@ from flax import struct
 
 from dl import rng
 from dl.devices.energy_env import TRAFFIC_COUNTERS
-from dl.engine.inflight import InFlight, empty_inflight, inflight_bound
+from dl.engine.inflight import InFlight, empty_inflight, inflight_bound, same_quantum_bound
 from dl.errors import ConfigError
 from dl.network.cyclon import init_cyclon
 from dl.rules.gossip_merge import MergeSpec
@@ -44,7 +44,7 @@ class GossipSpec:
     train: bool = True
     node_dtype: str = "float32"  # [float32, bfloat16]: storage of node models (training in f32)
     seed: int = 0  # run seed: draws the fixed k-regular overlay
-    inflight_cap: int = 0  # messages on the wire at once; 0: a bound that cannot overflow
+    inflight_cap: int = 0  # messages on the wire after a quantum; 0: a bound that cannot overflow
 
     def validate(self) -> None:
         self.merge.validate()
@@ -119,10 +119,12 @@ def message_bits(spec: GossipSpec, model_bytes: int) -> float:
 
 
 def gossip_capacity(spec: GossipSpec, env: GossipEnv, model_bytes: int) -> int:
-    """In-flight buffer size K: `spec.inflight_cap`, or the bound of `inflight_bound`."""
-    if spec.inflight_cap > 0:
-        return spec.inflight_cap
+    """In-flight buffer size K: the bound of `inflight_bound`, or an explicit `inflight_cap` plus
+    room for the messages delivered in the quantum they are sent in (`same_quantum_bound`)."""
     bits = message_bits(spec, model_bytes)
+    if spec.inflight_cap > 0:
+        extra = same_quantum_bound(env.up_kbps, env.down_kbps, bits, spec.quantum_s, spec.n_slots)
+        return spec.inflight_cap + extra
     return inflight_bound(
         env.up_kbps, env.down_kbps, bits, spec.quantum_s, spec.period_s, spec.n_slots - 1
     )

@@ -6,14 +6,20 @@ partition and coordinate mask as they were when it was *sent*. A message that ar
 quantum it was sent in never enters the buffer (it is delivered straight from the sender's
 model); only messages that cross a quantum boundary are stored, with a copy of the payload.
 
+Every message whose path holds enters the buffer when it is sent (with a copy of its payload,
+the sender's model then) and leaves it when it is delivered, in the same quantum or a later one:
+the delivery phase then reads payloads from the buffer only, never a node model it may already
+have merged, so the engine can update node models in place (issue 17).
+
 Capacity K is static. `inflight_bound` derives, on the host, a K that cannot be exceeded:
-after the delivery phase of quantum [t0, t1) the buffer holds the messages with send time < t1
-and arrival >= t1. Node i's proactive sends are at least a period P apart, so at most
-ceil(T_i / P) of them lie in [t1 - T_i, t1); its reactive sends leave at quantum starts, at most
-R per quantum, so at most R * floor(T_i / q) are still in flight (T_i: node i's slowest
-transfer, to the slowest receiver). A message that finds the buffer full (only possible with
-an explicit smaller `inflight_cap`) is lost and counted (`messages_overflow`), never dropped
-silently.
+between the sends and the deliveries of quantum [t0, t1) the buffer holds the messages with
+send time < t1 and arrival >= t0. Node i's proactive sends are at least a period P apart, so at
+most ceil((T_i + q) / P) of them lie in [t0 - T_i, t1); its reactive sends leave at quantum
+starts, at most R per quantum, so at most R * (floor(T_i / q) + 1) (T_i: node i's slowest
+transfer, to the slowest receiver). An explicit `inflight_cap` bounds the messages still on the
+wire after a quantum (arrival >= t1); the buffer gets room for that many plus the messages that
+can arrive in the quantum they are sent in (`same_quantum_bound`). A message that finds the cap
+full is lost and counted (`messages_overflow`), never dropped silently.
 """
 
 from typing import Any
@@ -82,18 +88,31 @@ def grow(buf: InFlight, capacity: int) -> InFlight:
     return InFlight(**fields, params=params)
 
 
+def _transfer_s(up_kbps, down_kbps, msg_bits: float, fastest: bool):
+    """[N] each sender's transfer time to the fastest (or slowest) receiver, float64 s."""
+    up = np.asarray(up_kbps, np.float64)
+    down = np.asarray(down_kbps, np.float64)
+    d = float(np.max(down) if fastest else np.min(down))
+    return msg_bits / (np.minimum(up, d) * 1024.0)
+
+
 def inflight_bound(
     up_kbps, down_kbps, msg_bits: float, quantum_s: float, period_s: float, n_reactive: int
 ) -> int:
     """Host-side capacity that the buffer cannot outgrow (module docstring). Bandwidths are
     kbit/s of 1024 bits (FedScale); they must be concrete arrays."""
-    up = np.asarray(up_kbps, np.float64)
-    slowest_down = float(np.min(np.asarray(down_kbps, np.float64)))
-    t = msg_bits / (np.minimum(up, slowest_down) * 1024.0)  # [N] worst transfer time per sender
+    t = _transfer_s(up_kbps, down_kbps, msg_bits, fastest=False)  # [N] worst transfer time
     tol = 1e-3 * quantum_s + 1e-6 * t  # float32 clocks: round the bound up, never down
-    proactive = np.ceil((t + tol) / period_s)
-    reactive = n_reactive * np.floor((t + tol) / quantum_s)
+    proactive = np.ceil((t + quantum_s + tol) / period_s)
+    reactive = n_reactive * (np.floor((t + tol) / quantum_s) + 1)
     return max(1, int(np.sum(proactive + reactive)))
+
+
+def same_quantum_bound(up_kbps, down_kbps, msg_bits: float, quantum_s: float, n_slots: int):
+    """Messages that can arrive in the quantum they are sent in: a sender sends at most
+    `n_slots` per quantum, and only a sender whose fastest transfer is shorter than a quantum."""
+    t = _transfer_s(up_kbps, down_kbps, msg_bits, fastest=True)
+    return int(np.sum(t < quantum_s * (1 + 1e-3) + 1e-6 * t)) * int(n_slots)
 
 
 def store(buf: InFlight, keep: jnp.ndarray, msgs: InFlight):
