@@ -32,10 +32,11 @@ from dl.engine.async_server import (
     apply_arrivals,
     init_server,
 )
+from dl.engine.draw import top_of
 from dl.engine.jitted import EnvChunk
 from dl.engine.slots import Slots, empty_slots, zero_counters
 from dl.errors import ConfigError
-from dl.traces.availability import Availability, is_online, next_transition
+from dl.traces.availability import Availability, advance, next_transition, online_at
 from dl.train.local import LocalTrainSpec, make_batch_train
 
 
@@ -70,6 +71,7 @@ class AsyncState:
     server: ServerState
     slots: Slots
     busy: jnp.ndarray  # [N] bool node has a session in flight
+    seen: jnp.ndarray  # [N] i32 availability transitions <= the last dispatch time (a cursor)
     quantum: jnp.ndarray  # [] i32 quanta elapsed; clock = quantum * quantum_s
     counters: dict  # name -> [] f32, drained by the host after each chunk
 
@@ -80,6 +82,7 @@ def init_async(params, spec: AsyncServerSpec, eng: EngineSpec, n: int) -> AsyncS
         server=init_server(params, spec, eng.train),
         slots=empty_slots(params, eng.concurrency, eng.train),
         busy=jnp.zeros((n,), bool),
+        seen=jnp.zeros((n,), jnp.int32),
         quantum=jnp.zeros((), jnp.int32),
         counters=zero_counters(),
     )
@@ -205,11 +208,12 @@ def make_async_parts(
         t_client = env.t_down + env.t_comp + env.t_up
         sl, cnt = st.slots, dict(st.counters)
         free = sl.node < 0
-        cand = is_online(env.nodes, t1) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
+        seen = advance(env.nodes, st.seen, t1)  # = transitions <= t1: is_online without a search
+        cand = online_at(env.nodes, seen) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
         if allowed is not None:
             cand = cand & allowed
         score = jnp.where(cand, jax.random.uniform(key, (n,)), -1.0)
-        top, picked = jax.lax.top_k(score, c_eff)  # [C'] random online idle nodes
+        top, picked = top_of(score, c_eff, free.sum())  # [C'] random online idle nodes
         free_idx = jnp.argsort(~free, stable=True)[:c_eff]  # free slots first
         assign = (jnp.arange(c_eff) < free.sum()) & (top >= 0)
         slot = jnp.where(assign, free_idx, c)
@@ -240,7 +244,7 @@ def make_async_parts(
         cnt["energy_radio_j"] += jnp.where(assign, env.e_down_j[picked], 0.0).sum()
         cnt["dispatched"] += assign.sum().astype(jnp.float32)
         info = dict(picked=picked, assign=assign, slot=slot)
-        return st.replace(slots=slots, busy=busy, counters=cnt), info
+        return st.replace(slots=slots, busy=busy, seen=seen, counters=cnt), info
 
     return arrivals, dispatch
 

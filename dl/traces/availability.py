@@ -47,6 +47,27 @@ def next_transition(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(k < width, nxt, jnp.inf)
 
 
+def advance(av: Availability, count: jnp.ndarray, t) -> jnp.ndarray:
+    """[N] i32 transitions <= t per node, from `count` (the same at an earlier time): steps each
+    node past its next transitions while they are <= t. A clock that moves forward a quantum at
+    a time pays a gather or two of [N] per call, not a binary search over [N, T]."""
+    w = av.times.shape[1]
+    t = jnp.asarray(t, av.times.dtype)
+
+    def passed(c):
+        nxt = jnp.take_along_axis(av.times, jnp.minimum(c, w - 1)[:, None], axis=1)[:, 0]
+        return (c < w) & (nxt <= t)
+
+    return jax.lax.while_loop(
+        lambda c: passed(c).any(), lambda c: c + passed(c).astype(jnp.int32), count
+    )
+
+
+def online_at(av: Availability, count: jnp.ndarray) -> jnp.ndarray:
+    """[N] bool online state after `count` [N] transitions (`advance`, or `_count_le`)."""
+    return av.first_online ^ (count % 2 == 1)
+
+
 def online_fraction(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     """[] f32 fraction of nodes online at time t."""
     return jnp.mean(is_online(av, t).astype(jnp.float32))
