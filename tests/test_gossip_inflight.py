@@ -184,6 +184,25 @@ def test_capacity_bound_and_explicit_cap_overflow_is_counted():
     assert float(st.counters["messages_lost"]) == 1 and int(st.inflight.valid.sum()) == 1
 
 
+def test_the_bound_counts_only_nodes_online_in_the_busiest_quantum():
+    from dl.engine.inflight import busiest_quantum
+    from dl.traces.availability import from_transitions
+
+    # q = 1 s. Node 0 online [0, 5), node 1 [10, 20), node 2 [4.5, 12). Widened by 1e-3 s:
+    # node 0 meets quanta 0..5, node 1 9..20, node 2 4..12. Quanta 4-5 hold nodes 0, 2 and
+    # 9-12 nodes 1, 2; none holds all three: max weight 2 + 3 = 5 (weights 2, 1, 3), not 6
+    av = from_transitions(
+        np.array([0, 1, 1, 2, 2]),
+        np.float32([5.0, 10.0, 20.0, 4.5, 12.0]),
+        np.array([True, False, False]),
+        3,
+    )
+    assert busiest_quantum(av, np.array([2.0, 1.0, 3.0]), 1.0) == 5.0
+    # a node offline all the time adds nothing; one always online adds its weight everywhere
+    never = from_transitions(np.array([], int), np.float32([]), np.array([False, True]), 2)
+    assert busiest_quantum(never, np.array([7.0, 1.0]), 1.0) == 1.0
+
+
 def test_explicit_cap_counts_only_messages_left_on_the_wire():
     """Three nodes, cap 1. Node 0 -> slow link (3.5 s, on the wire after quantum 0); nodes 1
     and 2 have fast uplinks but node 0's downlink is slow: the only fast pairs are 1 <-> 2.

@@ -126,7 +126,13 @@ def gossip_capacity(spec: GossipSpec, env: GossipEnv, model_bytes: int) -> int:
         extra = same_quantum_bound(env.up_kbps, env.down_kbps, bits, spec.quantum_s, spec.n_slots)
         return spec.inflight_cap + extra
     return inflight_bound(
-        env.up_kbps, env.down_kbps, bits, spec.quantum_s, spec.period_s, spec.n_slots - 1
+        env.up_kbps,
+        env.down_kbps,
+        bits,
+        spec.quantum_s,
+        spec.period_s,
+        spec.n_slots - 1,
+        nodes=env.nodes,
     )
 
 

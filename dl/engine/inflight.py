@@ -97,15 +97,56 @@ def _transfer_s(up_kbps, down_kbps, msg_bits: float, fastest: bool):
 
 
 def inflight_bound(
-    up_kbps, down_kbps, msg_bits: float, quantum_s: float, period_s: float, n_reactive: int
+    up_kbps,
+    down_kbps,
+    msg_bits: float,
+    quantum_s: float,
+    period_s: float,
+    n_reactive: int,
+    nodes=None,
 ) -> int:
     """Host-side capacity that the buffer cannot outgrow (module docstring). Bandwidths are
-    kbit/s of 1024 bits (FedScale); they must be concrete arrays."""
+    kbit/s of 1024 bits (FedScale); they must be concrete arrays. With `nodes` (the senders'
+    Availability) only nodes online in a quantum count in it (`busiest_quantum`)."""
     t = _transfer_s(up_kbps, down_kbps, msg_bits, fastest=False)  # [N] worst transfer time
     tol = 1e-3 * quantum_s + 1e-6 * t  # float32 clocks: round the bound up, never down
     proactive = np.ceil((t + quantum_s + tol) / period_s)
     reactive = n_reactive * (np.floor((t + tol) / quantum_s) + 1)
-    return max(1, int(np.sum(proactive + reactive)))
+    per_node = proactive + reactive
+    bound = np.sum(per_node)
+    if nodes is not None:
+        bound = min(bound, busiest_quantum(nodes, per_node, quantum_s))
+    return max(1, int(bound))
+
+
+def busiest_quantum(nodes, weight, quantum_s: float) -> float:
+    """max over quanta [jq, (j+1)q) of the summed `weight` [N] of the nodes online at some
+    instant of it (host side). A message is in the buffer during quantum j only if its path
+    holds: its sender is online throughout [send, arrival], an interval that meets [t0, t1)
+    (send < t1, arrival >= t0), so at most `weight[i]` of node i's messages are there, and none
+    while it is offline the whole quantum. Sessions are widened by a quantum's 1e-3 (float32
+    clocks) so the bound errs upward."""
+    times = np.asarray(nodes.times, np.float64)  # [N, T] sorted, padded with +inf
+    first = np.asarray(nodes.first_online, bool)
+    n = times.shape[0]
+    # boundaries per node: [0, t1, t2, ...] if online at 0, else [t1, t2, ...]; sessions are
+    # (b0, b1), (b2, b3), ...
+    b = np.full((n, times.shape[1] + 2), np.inf)
+    b[first, 0] = 0.0
+    b[first, 1 : 1 + times.shape[1]] = times[first]
+    b[~first, : times.shape[1]] = times[~first]
+    start, end = b[:, 0::2], b[:, 1::2]
+    m = min(start.shape[1], end.shape[1])
+    start, end = start[:, :m], end[:, :m]
+    w = np.broadcast_to(np.asarray(weight, np.float64)[:, None], start.shape)
+    live = np.isfinite(start)
+    eps = 1e-3 * quantum_s
+    j0 = np.floor((start[live] - eps) / quantum_s)
+    j1 = np.where(np.isfinite(end[live]), np.ceil((end[live] + eps) / quantum_s), np.inf)
+    ev_t = np.concatenate([j0, j1])
+    ev_w = np.concatenate([w[live], -w[live]])
+    order = np.lexsort((ev_w, ev_t))  # at one quantum index, ends (-w) before starts
+    return float(np.max(np.cumsum(ev_w[order]), initial=0.0))
 
 
 def same_quantum_bound(up_kbps, down_kbps, msg_bits: float, quantum_s: float, n_slots: int):
