@@ -38,9 +38,10 @@ def test_advance_counts_transitions_like_the_binary_search():
     av = from_transitions(
         np.array([0, 0, 0, 1]), np.float32([1.0, 1.5, 1.7, 2.0]), np.array([True, False, True]), 3
     )
-    seen = jnp.zeros((3,), jnp.int32)
+    seen, nxt = jnp.full((3,), -1, jnp.int32), jnp.full((3,), -jnp.inf)
     for t in (0.0, 0.5, 1.0, 2.0, 2.5, 3.0):
-        seen = advance(av, seen, t)
+        seen, nxt = advance(av, seen, nxt, t)
         np.testing.assert_array_equal(seen, _count_le(av, t))
         np.testing.assert_array_equal(online_at(av, seen), is_online(av, t))
     np.testing.assert_array_equal(seen, [3, 1, 0])  # by hand: 3 flips, 1 flip, none
+    np.testing.assert_array_equal(nxt, [np.inf] * 3)  # no transition left after t = 3

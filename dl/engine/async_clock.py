@@ -36,7 +36,7 @@ from dl.engine.draw import top_of
 from dl.engine.jitted import EnvChunk
 from dl.engine.slots import Slots, empty_slots, zero_counters
 from dl.errors import ConfigError
-from dl.traces.availability import Availability, advance, next_transition, online_at
+from dl.traces.availability import Availability, advance, online_at
 from dl.train.local import LocalTrainSpec, make_batch_train
 
 
@@ -72,6 +72,7 @@ class AsyncState:
     slots: Slots
     busy: jnp.ndarray  # [N] bool node has a session in flight
     seen: jnp.ndarray  # [N] i32 availability transitions <= the last dispatch time (a cursor)
+    flip: jnp.ndarray  # [N] f32 time of each node's next transition after it (+inf: none)
     quantum: jnp.ndarray  # [] i32 quanta elapsed; clock = quantum * quantum_s
     counters: dict  # name -> [] f32, drained by the host after each chunk
 
@@ -82,7 +83,8 @@ def init_async(params, spec: AsyncServerSpec, eng: EngineSpec, n: int) -> AsyncS
         server=init_server(params, spec, eng.train),
         slots=empty_slots(params, eng.concurrency, eng.train),
         busy=jnp.zeros((n,), bool),
-        seen=jnp.zeros((n,), jnp.int32),
+        seen=jnp.full((n,), -1, jnp.int32),  # nothing loaded: the first dispatch loads
+        flip=jnp.full((n,), -jnp.inf, jnp.float32),
         quantum=jnp.zeros((), jnp.int32),
         counters=zero_counters(),
     )
@@ -208,7 +210,7 @@ def make_async_parts(
         t_client = env.t_down + env.t_comp + env.t_up
         sl, cnt = st.slots, dict(st.counters)
         free = sl.node < 0
-        seen = advance(env.nodes, st.seen, t1)  # = transitions <= t1: is_online without a search
+        seen, flip = advance(env.nodes, st.seen, st.flip, t1)  # is_online without a search
         cand = online_at(env.nodes, seen) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
         if allowed is not None:
             cand = cand & allowed
@@ -218,7 +220,7 @@ def make_async_parts(
         assign = (jnp.arange(c_eff) < free.sum()) & (top >= 0)
         slot = jnp.where(assign, free_idx, c)
         t_done = t1 + t_client[picked]
-        off = next_transition(rows(env.nodes, picked), t1)
+        off = flip[picked]  # = next_transition(rows(env.nodes, picked), t1), from the cursor
         if before is not None:
             st = before(st, picked, assign)
             cnt = dict(st.counters)
@@ -244,7 +246,7 @@ def make_async_parts(
         cnt["energy_radio_j"] += jnp.where(assign, env.e_down_j[picked], 0.0).sum()
         cnt["dispatched"] += assign.sum().astype(jnp.float32)
         info = dict(picked=picked, assign=assign, slot=slot)
-        return st.replace(slots=slots, busy=busy, seen=seen, counters=cnt), info
+        return st.replace(slots=slots, busy=busy, seen=seen, flip=flip, counters=cnt), info
 
     return arrivals, dispatch
 

@@ -47,20 +47,22 @@ def next_transition(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(k < width, nxt, jnp.inf)
 
 
-def advance(av: Availability, count: jnp.ndarray, t) -> jnp.ndarray:
-    """[N] i32 transitions <= t per node, from `count` (the same at an earlier time): steps each
-    node past its next transitions while they are <= t. A clock that moves forward a quantum at
-    a time pays a gather or two of [N] per call, not a binary search over [N, T]."""
+def advance(av: Availability, count: jnp.ndarray, nxt: jnp.ndarray, t):
+    """(count, nxt) [N] at time t from their values at an earlier time: `count` transitions <= t
+    per node and `nxt` the time of the next one (+inf: none). Start from (-1, -inf) (nothing
+    loaded yet). A clock that moves forward a quantum at a time pays one compare over [N] per
+    call, plus a gather for each round of transitions it passes; no binary search over [N, T]."""
     w = av.times.shape[1]
     t = jnp.asarray(t, av.times.dtype)
 
-    def passed(c):
-        nxt = jnp.take_along_axis(av.times, jnp.minimum(c, w - 1)[:, None], axis=1)[:, 0]
-        return (c < w) & (nxt <= t)
+    def step(c):
+        count, nxt = c
+        passed = nxt <= t
+        count = count + passed.astype(count.dtype)
+        row = jnp.take_along_axis(av.times, jnp.clip(count, 0, w - 1)[:, None], axis=1)[:, 0]
+        return count, jnp.where(passed, jnp.where(count < w, row, jnp.inf), nxt)
 
-    return jax.lax.while_loop(
-        lambda c: passed(c).any(), lambda c: c + passed(c).astype(jnp.int32), count
-    )
+    return jax.lax.while_loop(lambda c: (c[1] <= t).any(), step, (count, nxt))
 
 
 def online_at(av: Availability, count: jnp.ndarray) -> jnp.ndarray:
