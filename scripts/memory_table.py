@@ -11,7 +11,7 @@ Cases: gossip and DWA at several N with `cnn_small` (Fashion-MNIST) and `mlp` (s
 training and system-only (`sim.train=false`), plus the compile time of FedAsync / gossip / DWA
 on `conf/experiment/outage_*` (shortened to 20 virtual s). `params_bytes_n` = N x params x 4 B.
 
-    python scripts/memory_table.py [--out results/memory_table.json] [--quick]
+    python scripts/memory_table.py [--out results/memory_table.json] [--quick] [--big]
     python scripts/memory_table.py --table results/memory_table.json --readme README.md
 """
 
@@ -47,6 +47,12 @@ SIZES = {
     "mlp": ((1000, True), (1000, False)),  # digits: 1,438 training examples
 }
 QUICK_SIZES = {"cnn_small": ((200, True), (200, False)), "mlp": ((500, True),)}
+# --big: 10,000 cnn_small gossip nodes (node models in bfloat16: in float32 the node models,
+# inboxes and in-flight payloads alone need ~22 GB, more than this 23-GiB machine has)
+BIG = (
+    ("cnn_small", "gossip", 10_000, True, "bfloat16"),
+    ("cnn_small", "gossip", 10_000, False, "float32"),
+)
 MEM_SHORT = ["sim.duration_s=10", "sim.eval_every_s=10", *SHORT[2:]]
 COMPILE_CASES = ("outage_fedasync", "outage_gossip", "outage_dwa")
 
@@ -116,7 +122,7 @@ def run_case(overrides: list[str], tmp: Path) -> dict:
     return row
 
 
-def cases(quick: bool) -> list[dict]:
+def cases(quick: bool, big: bool = False) -> list[dict]:
     out = [
         {"kind": "compile", "experiment": e, "overrides": [f"experiment={e}", *SHORT]}
         for e in COMPILE_CASES
@@ -130,15 +136,22 @@ def cases(quick: bool) -> list[dict]:
                 row = {"kind": "memory", "task": task, "model": model, "params": params}
                 row |= {"algorithm": alg, "num_nodes": n, "train": train}
                 out.append(row | {"params_bytes_n": n * params * 4, "overrides": ov})
+    for task, alg, n, train, dtype in BIG if big else ():
+        tov, model, params = TASKS[task]
+        ov = [*tov, *ALGS[alg], "trace=stunner", f"sim.num_nodes={n}", *MEM_SHORT]
+        ov += [f"sim.train={str(train).lower()}", f"sim.node_dtype={dtype}"]
+        row = {"kind": "memory", "task": task, "model": model, "params": params, "dtype": dtype}
+        row |= {"algorithm": alg, "num_nodes": n, "train": train}
+        out.append(row | {"params_bytes_n": n * params * 4, "overrides": ov})
     return out
 
 
 def table(rows: list[dict]) -> str:
     """The README's memory block (markdown) from measured rows."""
     lines = [
-        "| task (model) | algorithm | N | train | peak RSS (MiB) | N x params x 4 B (MiB) "
-        "| chunk compile (s) | load avg |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task (model) | algorithm | N | train | node models | peak RSS (MiB) "
+        "| N x params x 4 B (MiB) | chunk compile (s) | load avg |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("kind") != "memory" or r.get("rc") != 0:
@@ -146,7 +159,8 @@ def table(rows: list[dict]) -> str:
         comp = "+".join(f"{s:.1f}" for s in r.get("chunk_compile_s", {}).values()) or "-"
         lines.append(
             f"| {r['task']} ({r['model']}) | {r['algorithm']} | {r['num_nodes']:,} | "
-            f"{'yes' if r['train'] else 'no'} | {r['peak_rss_mib']:,.0f} | "
+            f"{'yes' if r['train'] else 'no'} | {r.get('dtype', 'float32')} | "
+            f"{r['peak_rss_mib']:,.0f} | "
             f"{r['params_bytes_n'] / 2**20:,.0f} | {comp} | {r['load1_before']:.1f} |"
         )
     comp = [r for r in rows if r.get("kind") == "compile" and r.get("rc") == 0]
@@ -182,6 +196,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "memory_table.json")
     ap.add_argument("--quick", action="store_true", help="one small N per task")
     ap.add_argument("--only", default="", help="cases whose overrides contain this text")
+    ap.add_argument("--big", action="store_true", help="also 10,000 cnn_small gossip nodes")
     ap.add_argument("--table", type=Path, help="print the README block of a results file")
     ap.add_argument("--readme", type=Path, help="with --table: rewrite its memory block")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
@@ -199,7 +214,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for c in cases(a.quick):
+        for c in cases(a.quick, a.big):
             if a.only and a.only not in " ".join(c["overrides"]):
                 continue
             r = {**c, **run_case(c["overrides"], Path(tmp))}
