@@ -136,6 +136,7 @@ SCHEMA: dict[str, Any] = {
     "sim.node_map_chunk": COUNT,
     "sim.eval_batch": COUNT,
     "sim.eval_nodes": COUNT,
+    "sim.eval_node_examples": Num(integer=True, lo=0),
     "sim.progress": BOOL,
     "sim.node_dtype": Choice(("float32", "bfloat16")),
     "sim.shard": Choice(("auto", True, False)),

@@ -17,6 +17,7 @@ CYCLON_INIT = 77  # from the gossip init key: the Cyclon views' initial contents
 DYNAMIC_OVERLAY = 7  # from a quantum's key: kregular_dynamic's fresh overlay
 # numpy streams: np.random.default_rng([seed, salt])
 EVAL_NODES = 99  # the node models sampled for per-node evaluation
+EVAL_EXAMPLES = 98  # the test examples node models are evaluated on (sim.eval_node_examples)
 SERVER_TRACE = 7919  # Markov server up/down times
 PARTITION_LAYOUT = 7  # np.random.default_rng([PARTITION_LAYOUT, leaf]): the fixed partition
 #                       layout of each leaf (run-independent by design, ALGORITHMS §1.4)
