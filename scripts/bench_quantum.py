@@ -2,6 +2,7 @@
 
     python scripts/bench_quantum.py [--ref 84c6c1f] [--repeats 2] [--week] \
         [--out results/bench_quantum.json]
+    python scripts/bench_quantum.py --table results/bench_quantum.json --readme README.md
 
 Cases (each one `dl.build.build` + the algorithm's runner, no evaluation, no logging; a child
 process per case so the two trees never share a process):
@@ -90,6 +91,42 @@ def run(tree: Path, case: str, horizon: float | None = None) -> dict:
     return out | {"load1_before": round(load, 2)}
 
 
+def table(res: dict) -> str:
+    """The README block (markdown) of a results file."""
+    lines = [
+        f"| case | wall s per virtual s, {res['ref']} | this tree ({res['this']}) | speed-up "
+        "| first chunk s (ref / this) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in res["rows"]:
+        m, f = r["median_wall_per_virtual_s"], r["first_chunk_s"]
+        first = f"{min(f['ref']):.1f} / {min(f['this']):.1f}"
+        lines.append(
+            f"| {r['case']} | {m['ref']:.4g} | {m['this']:.4g} | "
+            f"{r['ratio_ref_over_this']:.1f}x | {first} |"
+        )
+    w = res.get("week_fedasync_system_10k")
+    if w:
+        lines.append("")
+        lines.append(
+            f"One virtual week of `fedasync_system_10k` (604,800 quanta) on this tree: "
+            f"{w['wall_s']:.0f} s wall (load average {w['load1_before']:.1f} at its start)."
+        )
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- quantum:begin -->", "<!-- quantum:end -->"
+
+
+def write_block(readme: Path, block: str) -> None:
+    text = readme.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"{readme}: needs one {BEGIN} and one {END}")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    readme.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default="84c6c1f")
@@ -97,10 +134,18 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=list(CASES))
     ap.add_argument("--week", action="store_true", help="also one virtual week, this tree")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_quantum.json")
+    ap.add_argument("--table", type=Path, help="print the README block of a results file")
+    ap.add_argument("--readme", type=Path, help="with --table: rewrite its quantum block")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--to", help=argparse.SUPPRESS)
     ap.add_argument("--horizon", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.table:
+        block = table(json.loads(args.table.read_text()))
+        if args.readme:
+            write_block(args.readme, block)
+        print(block)
+        return
     if args.child:
         Path(args.to).write_text(json.dumps(child(args.child, args.horizon)))
         return
