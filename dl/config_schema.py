@@ -137,6 +137,7 @@ SCHEMA: dict[str, Any] = {
     "sim.eval_batch": COUNT,
     "sim.eval_nodes": COUNT,
     "sim.eval_node_examples": Num(integer=True, lo=0),
+    "sim.compile_cache": Str(null=True),
     "sim.progress": BOOL,
     "sim.node_dtype": Choice(("float32", "bfloat16")),
     "sim.shard": Choice(("auto", True, False)),

@@ -34,7 +34,8 @@ GROUPS = (
     "experiment",
 )
 # What a resumed run may change: how long it goes on, how it reports, how often it checkpoints.
-RESUMABLE = ("sim.duration_s", "sim.progress", "logger", "ckpt.every_s", "ckpt.keep", "resume")
+RESUMABLE = ("sim.duration_s", "sim.progress", "sim.compile_cache", "logger", "ckpt.every_s")
+RESUMABLE += ("ckpt.keep", "resume")
 _UID = os.urandom(3).hex()
 MAX_SWEEP_CHECKS = 64  # compositions spent on checking sweep values before the launch
 

@@ -57,6 +57,19 @@ def check_overrides(argv: list[str]) -> None:
                     raise ConfigError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
 
 
+def use_compile_cache(path) -> None:
+    """`sim.compile_cache`: JAX's persistent compilation cache in `path` (null: off). A second
+    run with the same shapes (another seed of a sweep, a resumed run) loads its compiled chunks
+    instead of compiling them; every compiled program is cached, however fast it compiled."""
+    if not path:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(Path(str(path)).expanduser()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def execute(cfg: dict, run_dir: Path, log_path: Path | None) -> dict | None:
     """Runs the resolved config `cfg` into `run_dir`; on a DLError records `status: failed`
     and the error line in `summary.json` and the run log, prints it and exits 2."""
@@ -70,6 +83,7 @@ def execute(cfg: dict, run_dir: Path, log_path: Path | None) -> dict | None:
     writer = True
     try:
         validate(cfg)
+        use_compile_cache(cfg["sim"].get("compile_cache"))
         init_distributed(cfg)  # before any JAX computation
         writer = is_writer()
         if writer:
