@@ -34,3 +34,21 @@ def test_a_sample_is_the_documented_rows_and_fixed_per_seed():
     assert float(acc) == pytest.approx(want)
     np.testing.assert_array_equal(sample_indices(6, 3, seed=5), idx)  # same rows every time
     assert any((sample_indices(6, 3, seed=s) != idx).any() for s in range(6, 12))
+
+
+def test_consensus_distance_by_hand_and_blockwise(monkeypatch):
+    import dl.train.evaluate as ev
+
+    # three nodes x = 0, 1, 2 (plus a padding row 9 that must not count): mean 1,
+    # distance (1 + 0 + 1) / 3 = 2 / 3
+    stacked = {"w": jnp.array([[0.0], [1.0], [2.0], [9.0]])}
+    assert float(ev.consensus_distance(stacked, 3)) == pytest.approx(2 / 3)
+    # blocks of one node (3 passes) and of two (the last block overlaps, masked)
+    r = np.random.default_rng(0)
+    big = {"a": jnp.asarray(r.normal(size=(7, 3, 2)), jnp.float32), "b": jnp.ones((7, 4))}
+    dense = float(ev.consensus_distance(big, 7))
+    for limit in (8 * 10, 8 * 20):  # row = 10 floats: b = 1, then b = 2
+        monkeypatch.setattr(ev, "DENSE_BYTES", limit)
+        assert float(ev.consensus_distance(big, 7)) == pytest.approx(dense, rel=1e-5)
+        monkeypatch.setattr(ev, "DENSE_BYTES", limit)
+        assert float(ev.consensus_distance(stacked, 3)) == pytest.approx(2 / 3)

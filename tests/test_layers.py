@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "dl"
 LAYERS = {
     "dl.errors": 0,
     "dl.rng": 0,
+    "dl.arrays": 0,
     "dl.rules": 1,
     "dl.data": 1,
     "dl.models": 1,

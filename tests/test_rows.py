@@ -95,3 +95,19 @@ def test_chunk_updates_node_models_in_place(engine):
     chunk.min_donate_bytes = 0
     text = chunk.lower(st, jax.random.key(1), 10.0).compile().as_text()
     assert node_model_copies(text) == 0
+
+
+def test_bfloat16_node_models_are_never_upcast_whole():
+    """XLA's CPU backend upcasts a bfloat16 scatter (and hoists converted gathers) to a float32
+    copy of every node model; `dl.arrays` reads and writes bfloat16 rows through their bits."""
+    from dataclasses import replace
+
+    aenv, genv = async_envs(1)
+    spec = replace(GSPEC, node_dtype="bfloat16")
+    cap = gossip_capacity(spec, genv, 200)
+    chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 200, "vmap")
+    chunk.min_donate_bytes = 0
+    st = init_gossip(PARAMS, N, spec, jax.random.key(0), cap)
+    text = chunk.lower(st, jax.random.key(1), 10.0).compile().as_text()
+    assert f"bf16[{N},8,4]" in text  # the node models are stored in bfloat16
+    assert f"f32[{N},8,4]" not in text  # and never converted whole

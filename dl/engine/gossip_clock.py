@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl import rng
+from dl.arrays import get_rows, put_rows
 from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
     COUNTERS,
     GossipEnv,
@@ -188,7 +189,7 @@ def make_gossip_quantum(
         ok = valid & st.train_ok[order]
         params = st.params
         if spec.train:
-            start = jax.tree.map(lambda p: p[order].astype(jnp.float32), params)
+            start = jax.tree.map(lambda p: get_rows(p, order).astype(jnp.float32), params)
             keys = jax.vmap(lambda sq, i: jax.random.fold_in(jax.random.fold_in(key, sq), i))(
                 st.train_q[order], order
             )
@@ -196,9 +197,7 @@ def make_gossip_quantum(
                 start, env.x[order], env.y[order], env.counts[order], ok, keys, st.age[order]
             )
             slot = jnp.where(ok, order, n)
-            params = jax.tree.map(
-                lambda p, v: p.at[slot].set(v.astype(p.dtype), mode="drop"), params, new
-            )
+            params = jax.tree.map(lambda p, v: put_rows(p, slot, v), params, new)
         age = st.age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
         part_age = st.part_age.at[jnp.where(ok, order, n)].add(steps, mode="drop")
         done = jnp.zeros((n,), bool).at[jnp.where(valid, order, n)].set(True, mode="drop")

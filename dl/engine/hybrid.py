@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dl.arrays import get_rows, put_rows
 from dl.engine.async_clock import AsyncEnv, AsyncState, EngineSpec, make_async_parts, server_up
 from dl.engine.async_server import AsyncServerSpec
 from dl.engine.gossip_clock import GossipEnv, GossipSpec, GossipState, make_gossip_quantum
@@ -69,7 +70,7 @@ def make_dwa_chunk(
             return unsynced_upload(carry, arrival, h, aspec, dspec, eng.train), None
 
         ys = (
-            jax.tree.map(lambda p: p[picked].astype(jnp.float32), g.params)
+            jax.tree.map(lambda p: get_rows(p, picked).astype(jnp.float32), g.params)
             if eng.train
             else jnp.zeros_like(up)
         )
@@ -96,9 +97,7 @@ def make_dwa_chunk(
         new_age = d.slot_age[info["order"]] + h
         params = g.params
         if eng.train:
-            params = jax.tree.map(
-                lambda p, y: p.at[tgt].set(y.astype(p.dtype), mode="drop"), params, info["models"]
-            )
+            params = jax.tree.map(lambda p, y: put_rows(p, tgt, y), params, info["models"])
         g = g.replace(
             params=params,
             age=g.age.at[tgt].set(new_age, mode="drop"),

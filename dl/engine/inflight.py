@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from dl.arrays import put_rows
+
 
 @struct.dataclass
 class InFlight:
@@ -167,7 +169,7 @@ def store(buf: InFlight, keep: jnp.ndarray, msgs: InFlight):
     dst = jnp.where(fits, free[jnp.clip(rank, 0, k - 1)], k)
 
     def put(old, new):
-        return old.at[dst].set(new.astype(old.dtype), mode="drop")
+        return put_rows(old, dst, new)
 
     out = jax.tree.map(put, buf, msgs.replace(valid=fits))
     return out, keep & ~fits

@@ -13,6 +13,8 @@ dense form, so results are bit-identical (pinned by tests/test_rows.py and scrip
 import jax
 import jax.numpy as jnp
 
+from dl.arrays import get_rows, put_rows
+
 
 def row_chunk(n: int, per_quantum: float, floor: int = 8) -> int:
     """Static rows per pass: about a quarter of the expected selections per quantum (so the
@@ -24,14 +26,14 @@ def take_rows(tree, idx):
     """tree [N, ...] -> [c, ...] rows idx [c] (indices >= N, the padding, read row N - 1)."""
 
     def one(p):
-        return p[jnp.minimum(idx, p.shape[0] - 1)]
+        return get_rows(p, jnp.minimum(idx, p.shape[0] - 1))
 
     return jax.tree.map(one, tree)
 
 
 def set_rows(tree, idx, rows):
     """tree [N, ...] with rows idx [c] set to rows [c, ...] (indices >= N are dropped)."""
-    return jax.tree.map(lambda p, v: p.at[idx].set(v.astype(p.dtype), mode="drop"), tree, rows)
+    return jax.tree.map(lambda p, v: put_rows(p, idx, v), tree, rows)
 
 
 def for_rows(mask, c: int, carry, body):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from dl.arrays import put_rows
 from dl.rules.staleness import staleness_weight
 
 
@@ -56,9 +57,7 @@ def adopt_server(params, age, dirty, took, server_params, server_age, train=True
     dirty = dirty.at[took].set(False, mode="drop")
     if train:
         params = jax.tree.map(
-            lambda p, s: p.at[took].set(
-                jnp.broadcast_to(s, (took.shape[0],) + s.shape).astype(p.dtype), mode="drop"
-            ),
+            lambda p, s: put_rows(p, took, jnp.broadcast_to(s, (took.shape[0],) + s.shape)),
             params,
             server_params,
         )

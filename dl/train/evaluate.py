@@ -61,6 +61,50 @@ def sample_indices(n: int, examples: int, seed: int) -> np.ndarray:
     return rng.numpy_rng(seed, rng.EVAL_EXAMPLES).permutation(n)[:examples]
 
 
+DENSE_BYTES = 512 << 20  # node models (as float32) up to this are reduced in one piece
+
+
+def consensus_distance(stacked, n: int):
+    """mean_i ||x_i - mean(x)||^2 over the first n rows of `stacked` [N, ...]. Up to
+    `DENSE_BYTES` of float32 models in one piece; beyond, two passes over blocks of nodes
+    (sum, then squared distances), so no float32 copy of every node model is made (10,000
+    bfloat16 `cnn_small` models are 4.3 GB; a float32 copy and its squares ran out of memory)."""
+    row = sum(int(np.prod(p.shape[1:], dtype=np.int64)) for p in jax.tree.leaves(stacked))
+    if n * row * 4 <= DENSE_BYTES:
+        stacked = jax.tree.map(lambda p: p[:n].astype(jnp.float32), stacked)
+        mean = jax.tree.map(lambda p: p.mean(0), stacked)
+        sq = jax.tree.map(lambda p, m: ((p - m) ** 2).reshape(n, -1).sum(1), stacked, mean)
+        return sum(jax.tree.leaves(sq)).mean()
+    b = max(1, min(n, DENSE_BYTES // (8 * row)))
+    nb = -(-n // b)
+
+    def block(i):
+        """Rows [i b, i b + b) of the first n (the last block overlaps, masked): f32, mask."""
+        start = jnp.minimum(i * b, n - b)
+        rows = jax.tree.map(
+            lambda p: jax.lax.dynamic_slice_in_dim(p, start, b).astype(jnp.float32), stacked
+        )
+        return rows, (start + jnp.arange(b)) >= i * b
+
+    def add(i, tot):
+        rows, keep = block(i)
+        return jax.tree.map(
+            lambda t, r: t + jnp.where(keep.reshape((-1,) + (1,) * (r.ndim - 1)), r, 0).sum(0),
+            tot,
+            rows,
+        )
+
+    zero = jax.tree.map(lambda p: jnp.zeros(p.shape[1:], jnp.float32), stacked)
+    mean = jax.tree.map(lambda t: t / n, jax.lax.fori_loop(0, nb, add, zero))
+
+    def dist(i, acc):
+        rows, keep = block(i)
+        sq = jax.tree.map(lambda r, m: ((r - m) ** 2).reshape(b, -1).sum(1), rows, mean)
+        return acc + jnp.where(keep, sum(jax.tree.leaves(sq)), 0.0).sum()
+
+    return jax.lax.fori_loop(0, nb, dist, jnp.zeros((), jnp.float32)) / n
+
+
 def make_node_eval(evaluate, n: int, k: int, seed: int):
     """Per-node evaluation: test accuracy/loss of a fixed random sample of k node models (mean
     and quantiles) and the consensus distance mean_i ||x_i - mean(x)||^2 over the first n
@@ -70,12 +114,9 @@ def make_node_eval(evaluate, n: int, k: int, seed: int):
 
     @jax.jit
     def run(stacked):
-        stacked = jax.tree.map(lambda p: p[:n].astype(jnp.float32), stacked)  # drop padding
-        sample = jax.tree.map(lambda p: p[idx], stacked)
+        sample = jax.tree.map(lambda p: p[idx].astype(jnp.float32), stacked)  # idx < n
         acc, loss = jax.lax.map(evaluate, sample)
-        mean = jax.tree.map(lambda p: p.mean(0), stacked)
-        sq = jax.tree.map(lambda p, m: ((p - m) ** 2).reshape(n, -1).sum(1), stacked, mean)
-        return acc, loss, sum(jax.tree.leaves(sq)).mean()
+        return acc, loss, consensus_distance(stacked, n)
 
     def node_eval(stacked) -> dict:
         acc, loss, dist = run(stacked)
