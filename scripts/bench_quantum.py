@@ -190,6 +190,13 @@ def main() -> None:
         "rows": rows,
         "week_fedasync_system_10k": week,
     }
+    if args.out.exists() and set(args.cases) != set(CASES):  # a subset: keep the other rows
+        old = json.loads(args.out.read_text())
+        keep = [r for r in old.get("rows", []) if r["case"] not in args.cases]
+        out["rows"] = keep + rows
+        out["earlier_rows_from"] = old.get("this")
+        if week is None:
+            out["week_fedasync_system_10k"] = old.get("week_fedasync_system_10k")
     args.out.write_text(json.dumps(out, indent=1))
     print("wrote", args.out)
 

@@ -347,4 +347,12 @@ MUTATIONS = [
         GOSSIP,
         "an explicit inflight_cap also counts messages delivered in their sending quantum",
     ),
+    m(
+        "threefry_rotation",
+        "dl/engine/draw.py",
+        "ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))",
+        "ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 25))",
+        ["tests/test_draw.py"],
+        "the server's uniform scores are no longer jax.random.uniform's (other nodes drawn)",
+    ),
 ]

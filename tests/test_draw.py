@@ -45,3 +45,17 @@ def test_advance_counts_transitions_like_the_binary_search():
         np.testing.assert_array_equal(online_at(av, seen), is_online(av, t))
     np.testing.assert_array_equal(seen, [3, 1, 0])  # by hand: 3 flips, 1 flip, none
     np.testing.assert_array_equal(nxt, [np.inf] * 3)  # no transition left after t = 3
+
+
+def test_unrolled_uniform_is_jax_uniform_bit_for_bit():
+    from dl.engine.draw import uniform
+
+    for seed in range(4):
+        key = jax.random.fold_in(jax.random.key(seed), 11)
+        for n in (1, 7, 1000, 4099):
+            want = np.asarray(jax.random.uniform(key, (n,))).view(np.uint32)
+            got = np.asarray(jax.jit(uniform, static_argnums=1)(key, n)).view(np.uint32)
+            np.testing.assert_array_equal(got, want)
+    # and the unrolled hash is what runs (not JAX's function behind a fallback)
+    text = str(jax.make_jaxpr(lambda k: uniform(k, 8))(jax.random.key(0)))
+    assert "threefry2x32" not in text and "random_bits" not in text

@@ -32,7 +32,7 @@ from dl.engine.async_server import (
     apply_arrivals,
     init_server,
 )
-from dl.engine.draw import top_of
+from dl.engine.draw import top_of, uniform
 from dl.engine.jitted import EnvChunk
 from dl.engine.slots import Slots, empty_slots, zero_counters
 from dl.errors import ConfigError
@@ -214,7 +214,7 @@ def make_async_parts(
         cand = online_at(env.nodes, seen) & ~st.busy & (env.counts > 0) & server_up(env.server, t1)
         if allowed is not None:
             cand = cand & allowed
-        score = jnp.where(cand, jax.random.uniform(key, (n,)), -1.0)
+        score = jnp.where(cand, uniform(key, n), -1.0)  # = jax.random.uniform(key, (n,))
         top, picked = top_of(score, c_eff, free.sum())  # [C'] random online idle nodes
         free_idx = jnp.argsort(~free, stable=True)[:c_eff]  # free slots first
         assign = (jnp.arange(c_eff) < free.sum()) & (top >= 0)
