@@ -228,8 +228,8 @@ MUTATIONS = [
     m(
         "gossip_merge_at_send",
         "dl/engine/gossip_clock.py",
-        "due_b, due_n = buf.valid & (buf.arrive < t1), msgs.valid & (msgs.arrive < t1)",
-        "due_b, due_n = buf.valid, msgs.valid",
+        "due = buf.valid & (arrive < t1)",
+        "due = buf.valid",
         GOSSIP,
         "gossip messages merged in the quantum they are sent, not when they arrive",
     ),
@@ -326,8 +326,8 @@ MUTATIONS = [
     m(
         "cursor_strict",
         "dl/traces/availability.py",
-        "passed = nxt <= t",
-        "passed = nxt < t",
+        "return nxt <= t",
+        "return nxt < t",
         ["tests/test_draw.py"],
         "the availability cursor misses a transition at the query time (sessions half-open)",
     ),

@@ -55,14 +55,17 @@ def advance(av: Availability, count: jnp.ndarray, nxt: jnp.ndarray, t):
     w = av.times.shape[1]
     t = jnp.asarray(t, av.times.dtype)
 
+    def due(nxt):  # one predicate for the loop's test and its step
+        return nxt <= t
+
     def step(c):
         count, nxt = c
-        passed = nxt <= t
+        passed = due(nxt)
         count = count + passed.astype(count.dtype)
         row = jnp.take_along_axis(av.times, jnp.clip(count, 0, w - 1)[:, None], axis=1)[:, 0]
         return count, jnp.where(passed, jnp.where(count < w, row, jnp.inf), nxt)
 
-    return jax.lax.while_loop(lambda c: (c[1] <= t).any(), step, (count, nxt))
+    return jax.lax.while_loop(lambda c: due(c[1]).any(), step, (count, nxt))
 
 
 def online_at(av: Availability, count: jnp.ndarray) -> jnp.ndarray:
