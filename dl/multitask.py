@@ -34,7 +34,7 @@ from dl.overlay.assignment import split_availability
 from dl.overlay.evolve import OverlayResult, run_overlay, spec_from_config
 from dl.overlay.tasks import complete_spec, make_table, session_cost
 from dl.sharding import shard_nodes
-from dl.train.evaluate import make_evaluate, make_sample_evaluate
+from dl.train.evaluate import make_evaluate, make_node_evaluate
 from dl.train.mapping import resolve_strategy
 
 TASK_KEYS = ("spec", "task", "algorithm", "server", "profiles")
@@ -176,14 +176,7 @@ def start(runs: list[TaskRun], cfg: dict) -> None:
         r.runner = make_runner(r.cfg, b, r.strategy)
         r.evaluate = make_evaluate(b.apply, b.dataset.x_test, b.dataset.y_test, sim["eval_batch"])
         if r.runner.node_params is not None:
-            node_evaluate = make_sample_evaluate(
-                b.apply,
-                b.dataset.x_test,
-                b.dataset.y_test,
-                sim["eval_batch"],
-                int(sim.get("eval_node_examples", 0)),
-                cfg["seed"],
-            )
+            node_evaluate = make_node_evaluate(b.apply, b.dataset, sim, cfg["seed"])
             r.node_eval = _node_sampler(node_evaluate, int(sim.get("eval_nodes", 10)))
         r.state = shard_nodes(r.runner.init, b.mesh, int(b.env.counts.shape[0]))
         r.key = rng.key(cfg["seed"], rng.TASK_BASE + r.index)

@@ -21,7 +21,7 @@ from dl.loop import Lane, Schedule, run_loop
 from dl.sharding import barrier, is_writer, shard_nodes
 from dl.simulate_multi import simulate_multitask
 from dl.traces.availability import is_online
-from dl.train.evaluate import make_evaluate, make_node_eval, make_sample_evaluate
+from dl.train.evaluate import make_evaluate, make_node_eval, make_node_evaluate
 from dl.train.mapping import resolve_strategy
 
 
@@ -67,14 +67,7 @@ def simulate(cfg: dict, run_dir: Path) -> dict:
 
     node_eval = None
     if runner.node_params is not None and train:
-        node_evaluate = make_sample_evaluate(
-            b.apply,
-            b.dataset.x_test,
-            b.dataset.y_test,
-            sim["eval_batch"],
-            int(sim.get("eval_node_examples", 0)),
-            cfg["seed"],
-        )
+        node_evaluate = make_node_evaluate(b.apply, b.dataset, sim, cfg["seed"])
         k = int(sim.get("eval_nodes", 10))
         node_eval = make_node_eval(node_evaluate, n_real, k, cfg["seed"])
 

@@ -119,12 +119,11 @@ BEGIN, END = "<!-- quantum:begin -->", "<!-- quantum:end -->"
 
 
 def write_block(readme: Path, block: str) -> None:
-    text = readme.read_text()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
+    """Replaces the text between the quantum markers of `readme` with `block`."""
+    from dl.analysis.readme import replace_block
+
+    if not replace_block(readme, "quantum", block):
         raise SystemExit(f"{readme}: needs one {BEGIN} and one {END}")
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
-    readme.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
 
 
 def main() -> None:

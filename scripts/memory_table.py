@@ -195,12 +195,10 @@ BEGIN, END = "<!-- memory:begin -->", "<!-- memory:end -->"
 
 def write_block(readme: Path, block: str) -> None:
     """Replaces the text between the memory markers of `readme` with `block`."""
-    text = readme.read_text()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
+    from dl.analysis.readme import replace_block
+
+    if not replace_block(readme, "memory", block):
         raise SystemExit(f"{readme}: needs one {BEGIN} and one {END}")
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
-    readme.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
 
 
 def main() -> None:

@@ -96,10 +96,6 @@ def server_up(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     return av.first_online[0] ^ (k % 2 == 1)
 
 
-def rows(av: Availability, idx: jnp.ndarray) -> Availability:
-    return Availability(times=av.times[idx], first_online=av.first_online[idx])
-
-
 def make_async_parts(
     apply_fn,
     train: LocalTrainSpec,

@@ -357,11 +357,11 @@ def make_gossip_quantum(
             return lambda idx: take_rows(buf.params, m_rows[jnp.minimum(idx, n - 1)])
 
         def mask_of(m_rows):
-            def rows(idx):
+            def masks(idx):
                 m = m_rows[jnp.minimum(idx, n - 1)]
                 return message_mask(m_part[m], m_seed[m], like)
 
-            return rows
+            return masks
 
         idle = ~st.training
         take = got & idle

@@ -56,6 +56,15 @@ def make_sample_evaluate(apply_fn, x_test, y_test, batch: int, examples: int, se
     return make_evaluate(apply_fn, np.asarray(x_test)[idx], np.asarray(y_test)[idx], batch)
 
 
+def make_node_evaluate(apply_fn, dataset, sim: dict, seed: int):
+    """The evaluator of node models for a run's `sim` config (`sim.eval_batch`,
+    `sim.eval_node_examples`): `make_sample_evaluate` on `dataset`'s test set."""
+    examples = int(sim.get("eval_node_examples", 0))
+    return make_sample_evaluate(
+        apply_fn, dataset.x_test, dataset.y_test, sim["eval_batch"], examples, seed
+    )
+
+
 def sample_indices(n: int, examples: int, seed: int) -> np.ndarray:
     """The test examples `make_sample_evaluate` uses: the first `examples` of a permutation."""
     return rng.numpy_rng(seed, rng.EVAL_EXAMPLES).permutation(n)[:examples]
