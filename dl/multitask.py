@@ -18,6 +18,7 @@ import numpy as np
 
 from dl import rng
 from dl.algorithms.base import Runner, make_runner
+from dl.arrays import floats
 from dl.build import (
     Built,
     build,
@@ -159,7 +160,7 @@ def first_rounds(assign: np.ndarray, num_tasks: int) -> np.ndarray:
 def _node_sampler(evaluate, k: int):
     @jax.jit
     def run(stacked, idx):
-        sample = jax.tree.map(lambda p: p[idx].astype(jnp.float32), stacked)
+        sample = jax.tree.map(lambda p: floats(p[idx]), stacked)
         return jax.lax.map(evaluate, sample)
 
     return run

@@ -79,6 +79,12 @@ EXTRA = {
     "fedavg/dais_rule": ALGORITHMS["fedavg"]
     + ["+algorithm.server_rule=dais", "algorithm.upload_frac=0.5"],
     "fedasync/mlp_flash": ALGORITHMS["fedasync"] + ["task=digits_mlp", "trace=flash"],
+    # bfloat16 node storage (stored as bits, dl.arrays): gossip with queue=all, and DWA
+    "gossip/bfloat16_queue_all": ALGORITHMS["gossip"]
+    + ["sim.node_dtype=bfloat16", "algorithm.queue=all"],
+    "dwa/bfloat16": ALGORITHMS["dwa"]
+    + ["sim.node_dtype=bfloat16", "server=outage_2h"]
+    + ["server.outages=[[300,900]]"],
 }
 
 

@@ -245,6 +245,12 @@ def main() -> None:
         "the jitted chunk functions (jax.monitoring); load avg: 1-min, before each case",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if a.only and a.out.exists():  # keep the rows of the cases not rerun
+        ran = {json.dumps(r["overrides"]): r for r in rows}
+        old = json.loads(a.out.read_text())
+        kept = [ran.pop(json.dumps(r["overrides"]), r) for r in old["rows"]]
+        rows = kept + list(ran.values())  # in the file's order, new cases last
+        meta["note"] = old["meta"]["note"] + f"; rerun {meta['date']}: {a.only}"
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(table(rows))

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl.arrays import floats, view
 from dl.devices.server import build_server
 from dl.engine.async_clock import AsyncEnv, EngineSpec, init_async, make_async_chunk
 from dl.engine.async_server import AsyncServerSpec
@@ -210,13 +211,14 @@ def test_bfloat16_node_storage_halves_node_model_memory_and_still_learns():
         chunk = make_gossip_chunk(apply, TRAIN, spec, genv, 100, "vmap")
         st = chunk(init_gossip(PARAMS, N, spec, jax.random.key(0)), jax.random.key(1), 40.0)
         nbytes = sum(x.nbytes for x in jax.tree.leaves(st.params))
-        assert all(x.dtype == jnp.dtype(dt) for x in jax.tree.leaves(st.params))
+        # bfloat16 is stored as its bits (dl.arrays); the values are bfloat16
+        assert all(view(x).dtype == jnp.dtype(dt) for x in jax.tree.leaves(st.params))
         out[dt] = (nbytes, st)
     assert out["bfloat16"][0] * 2 == out["float32"][0]
     a, b = out["float32"][1], out["bfloat16"][1]
     np.testing.assert_array_equal(a.age, b.age)  # same events, only storage precision differs
     diff = jax.tree.map(
-        lambda x, y: float(jnp.abs(x - y.astype(jnp.float32)).max()), a.params, b.params
+        lambda x, y: float(jnp.abs(x - floats(y)).max()), a.params, b.params
     )
     assert max(jax.tree.leaves(diff)) < 0.05
 

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl import rng
-from dl.arrays import get_rows, put_rows
+from dl.arrays import floats_tree, get_rows, put_rows, store, view
 from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
     COUNTERS,
     GossipEnv,
@@ -391,8 +391,10 @@ def make_gossip_quantum(
                 return (bcast(w_old, old) * old + add) / bcast(jnp.where(tot > 0, tot, 1.0), old)
 
             inbox = st.inbox
-            if spec.train:
-                inbox = _where_nodes(queue, jax.tree.map(agg, st.inbox, buf.params), inbox)
+            if spec.train:  # in float32 over the stored values, stored back (dense over N)
+                new = jax.tree.map(agg, floats_tree(st.inbox), floats_tree(buf.params))
+                new = jax.tree.map(lambda v, o: store(v, view(o).dtype), new, st.inbox)
+                inbox = _where_nodes(queue, new, inbox)
             a_new = (
                 jnp.full((n,), -jnp.inf)
                 .at[dest]

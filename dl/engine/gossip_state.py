@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from dl import rng
+from dl.arrays import store, store_tree
 from dl.devices.energy_env import TRAFFIC_COUNTERS
 from dl.engine.inflight import InFlight, empty_inflight, inflight_bound, same_quantum_bound
 from dl.errors import ConfigError
@@ -142,11 +143,11 @@ def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = No
     Every field has its own buffer (a chunk donates its state). With `spec.train=False` no
     per-node model is stored: node models, inbox and masks are [1, ...] (the initial model,
     which no node changes, broadcastable to [N, ...])."""
-    dt = jnp.dtype(spec.node_dtype)
+    dt = spec.node_dtype  # bfloat16 models are stored as their bits (`dl.arrays`)
 
     def stack():
         m = n if spec.train else 1  # system-only: the initial model, broadcastable to [N, ...]
-        return jax.tree.map(lambda p: jnp.broadcast_to(p.astype(dt), (m,) + p.shape), params)
+        return jax.tree.map(lambda p: jnp.broadcast_to(store(p, dt), (m,) + p.shape), params)
 
     def zf():
         return jnp.zeros((n,), jnp.float32)
@@ -158,7 +159,7 @@ def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = No
     if spec.sample_frac < 1.0 or spec.partitions > 1:
         mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack())
     cap = spec.inflight_cap if capacity is None else capacity
-    one = jax.tree.map(lambda p: p.astype(dt), params)
+    one = store_tree(params, dt)
     return GossipState(
         params=stack(),
         age=zf(),

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl import rng
+from dl.arrays import floats
 from dl.train.loss import xent_and_correct
 
 
@@ -80,7 +81,7 @@ def consensus_distance(stacked, n: int):
     bfloat16 `cnn_small` models are 4.3 GB; a float32 copy and its squares ran out of memory)."""
     row = sum(int(np.prod(p.shape[1:], dtype=np.int64)) for p in jax.tree.leaves(stacked))
     if n * row * 4 <= DENSE_BYTES:
-        stacked = jax.tree.map(lambda p: p[:n].astype(jnp.float32), stacked)
+        stacked = jax.tree.map(lambda p: floats(p[:n]), stacked)
         mean = jax.tree.map(lambda p: p.mean(0), stacked)
         sq = jax.tree.map(lambda p, m: ((p - m) ** 2).reshape(n, -1).sum(1), stacked, mean)
         return sum(jax.tree.leaves(sq)).mean()
@@ -90,9 +91,7 @@ def consensus_distance(stacked, n: int):
     def block(i):
         """Rows [i b, i b + b) of the first n (the last block overlaps, masked): f32, mask."""
         start = jnp.minimum(i * b, n - b)
-        rows = jax.tree.map(
-            lambda p: jax.lax.dynamic_slice_in_dim(p, start, b).astype(jnp.float32), stacked
-        )
+        rows = jax.tree.map(lambda p: floats(jax.lax.dynamic_slice_in_dim(p, start, b)), stacked)
         return rows, (start + jnp.arange(b)) >= i * b
 
     def add(i, tot):
@@ -123,7 +122,7 @@ def make_node_eval(evaluate, n: int, k: int, seed: int):
 
     @jax.jit
     def run(stacked):
-        sample = jax.tree.map(lambda p: p[idx].astype(jnp.float32), stacked)  # idx < n
+        sample = jax.tree.map(lambda p: floats(p[idx]), stacked)  # idx < n
         acc, loss = jax.lax.map(evaluate, sample)
         return acc, loss, consensus_distance(stacked, n)
 
