@@ -196,6 +196,7 @@ SCHEMA: dict[str, Any] = {
     "algorithm.reactivity": COUNT,
     "algorithm.max_reactive": Num(integer=True, lo=0),
     "algorithm.inflight_cap": Num(integer=True, lo=0),
+    "algorithm.inbox_cap": Num(integer=True, lo=0),
     "server.kind": Choice(("always", "never", "periodic", "markov", "intervals")),
     "server.upload_policy": Choice(("lost", "retry")),
     "server.outages": Intervals(),
@@ -224,7 +225,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 # Keys a config may add with `+key=value` although no default declares them.
-OPTIONAL = ("algorithm.inflight_cap",)
+OPTIONAL = ("algorithm.inflight_cap", "algorithm.inbox_cap")
 # Free-form mappings: any key may be added below them.
 FREE_FORM = ("task.dataset_options", "task.model_options", "logger.tags")
 

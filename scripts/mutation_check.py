@@ -150,6 +150,11 @@ def main() -> None:
                 )
             )
             print(f"{m['name']:32s} {status:18s} {sec:5.0f} s  {' '.join(failed[:2])}", flush=True)
+    if args.only and Path(args.out).exists():  # the other mutations keep their last result
+        ran = {r["name"]: r for r in rows}
+        old = {r["name"]: r for r in json.loads(Path(args.out).read_text())["rows"]}
+        rows = [ran.get(m["name"], old.get(m["name"])) for m in MUTATIONS]
+        rows = [r for r in rows if r is not None]
     killed = sum(r["status"] == "killed" for r in rows)
     print(
         f"killed {killed} of {len(rows)}; survived: "

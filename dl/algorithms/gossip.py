@@ -15,6 +15,7 @@ from dl.engine.gossip_clock import (
     init_gossip,
     make_gossip_chunk,
 )
+from dl.engine.inbox import pool_size
 from dl.errors import ConfigError
 from dl.rules.gossip_merge import MergeSpec
 from dl.rules.token_account import TokenSpec
@@ -29,6 +30,7 @@ GOSSIP_KEYS = (
     "partitions",
     "shuffle_len",
     "inflight_cap",
+    "inbox_cap",
 )
 TOKEN_KEYS = ("flow", "capacity", "reactivity", "max_reactive")
 MERGE_KEYS = ("merge", "merge_limit", "age_rule")
@@ -72,7 +74,9 @@ def init_gossip_state(cfg: dict, world, spec: GossipSpec, env: GossipEnv):
     """The initial gossip state of every node (stream `rng.GOSSIP_INIT` of the run seed)."""
     n = int(world.env.counts.shape[0])
     cap = gossip_capacity(spec, env, world.model_bytes)
-    return init_gossip(world.params, n, spec, rng.key(cfg["seed"], rng.GOSSIP_INIT), cap)
+    pool = pool_size(n, spec.inbox_cap, env.nodes, env.t_comp, spec.quantum_s, spec.train)
+    key = rng.key(cfg["seed"], rng.GOSSIP_INIT)
+    return init_gossip(world.params, n, spec, key, cap, pool)
 
 
 def node_gauges(g, n_real: int) -> dict:

@@ -40,6 +40,7 @@ import numpy as np
 
 from dl import rng
 from dl.arrays import floats_tree, get_rows, put_rows, store, view
+from dl.engine import inbox as ib
 from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
     COUNTERS,
     GossipEnv,
@@ -213,12 +214,12 @@ def make_gossip_quantum(
         )
         # a finished node merges the last model it received, then trains again
         again = okn & st.has_inbox
-        inbox, inbox_mask = st.inbox, st.inbox_mask
+        inbox, inbox_mask, slot = st.inbox, st.inbox_mask, st.inbox_slot
         params, age, part_age = merge_into(
             st,
-            lambda idx: take_rows(inbox, idx),
+            lambda idx: ib.read(inbox, slot, idx),
             st.inbox_age,
-            lambda idx: None if inbox_mask is None else take_rows(inbox_mask, idx),
+            lambda idx: None if inbox_mask is None else ib.read(inbox_mask, slot, idx),
             again,
             st.inbox_part,
         )
@@ -227,6 +228,7 @@ def make_gossip_quantum(
             age=age,
             part_age=part_age,
             has_inbox=st.has_inbox & ~done,
+            inbox_slot=ib.release(slot, done, pool_rows(st)),
             dirty=st.dirty | okn,
         )
         return start_training(env, st, again, t1)
@@ -370,6 +372,12 @@ def make_gossip_quantum(
             st, of(m_first), m_age[m_first], mask_of(m_first), take, p_first
         )
         queue = got & (~idle | (last != first))
+        p = pool_rows(st)
+        slot = st.inbox_slot
+        if spec.train:  # a row of the inbox pool for every node that queues and holds none
+            slot, over = ib.claim(slot, queue, p)
+            cnt["inbox_overflow"] += over.sum().astype(jnp.float32)
+            queue = queue & ~over
         if spec.queue == "all":
             # merge all queued models: age-weighted mean of the old inbox and every message
             # not consumed (ages as weights; equal weights when all are 0), age = max; summed
@@ -378,23 +386,27 @@ def make_gossip_quantum(
             wq = jnp.where(extra, m_age + 1e-6, 0.0)
             w_old = jnp.where(st.has_inbox, st.inbox_age + 1e-6, 0.0)
             tot = w_old + jnp.zeros((n,)).at[dest].add(wq, mode="drop")
+            # per pool row (a queuing node's slot): every extra message goes to a queuing node
+            dest_s = jnp.where(ok, jnp.where(queue, slot, p)[jnp.minimum(dest, n - 1)], p)
+            w_old_s, tot_s = (ib.by_slot(v, slot, queue, p) for v in (w_old, tot))
 
-            def bcast(v, p):
-                return v.reshape((-1,) + (1,) * (p.ndim - 1))
+            def bcast(v, x):
+                return v.reshape((-1,) + (1,) * (x.ndim - 1))
 
             def agg(old, pb):
                 add = (
                     jnp.zeros_like(old)
-                    .at[dest[order]]
+                    .at[dest_s[order]]
                     .add(bcast(wq[order], pb) * pb[order], mode="drop")
                 )
-                return (bcast(w_old, old) * old + add) / bcast(jnp.where(tot > 0, tot, 1.0), old)
+                den = jnp.where(tot_s > 0, tot_s, 1.0)
+                return (bcast(w_old_s, old) * old + add) / bcast(den, old)
 
             inbox = st.inbox
-            if spec.train:  # in float32 over the stored values, stored back (dense over N)
+            if spec.train:  # in float32 over the stored values, stored back (dense over P)
                 new = jax.tree.map(agg, floats_tree(st.inbox), floats_tree(buf.params))
                 new = jax.tree.map(lambda v, o: store(v, view(o).dtype), new, st.inbox)
-                inbox = _where_nodes(queue, new, inbox)
+                inbox = _where_nodes(ib.by_slot(queue, slot, queue, p, False), new, inbox)
             a_new = (
                 jnp.full((n,), -jnp.inf)
                 .at[dest]
@@ -408,13 +420,11 @@ def make_gossip_quantum(
         else:
             inbox = st.inbox
             if spec.train:
-                inbox = update_rows(inbox, queue, r_chunk, lambda idx, _: of(m_last)(idx))
+                inbox = ib.write(inbox, slot, queue, r_chunk, of(m_last))
             inbox_age = jnp.where(queue, m_age[m_last], st.inbox_age)
         inbox_mask = st.inbox_mask
         if inbox_mask is not None and spec.train:
-            inbox_mask = update_rows(
-                inbox_mask, queue, r_chunk, lambda idx, _: mask_of(m_last)(idx)
-            )
+            inbox_mask = ib.write(inbox_mask, slot, queue, r_chunk, mask_of(m_last))
         # the token account reacts to every node that received a (useful) model
         react = reactive_count(jax.random.fold_in(key, 3), st.tokens, tspec)
         react = jnp.where(got, react, 0)
@@ -422,6 +432,7 @@ def make_gossip_quantum(
             params=params,
             age=age,
             inbox=inbox,
+            inbox_slot=slot,
             inbox_age=inbox_age,
             inbox_mask=inbox_mask,
             inbox_part=jnp.where(queue, p_last, st.inbox_part),
@@ -465,6 +476,11 @@ def make_gossip_quantum(
 
     step.capacity = need
     return step
+
+
+def pool_rows(st: GossipState) -> int:
+    """Rows of the state's inbox pool (static)."""
+    return int(jax.tree.leaves(st.inbox)[0].shape[0])
 
 
 def rows(av: Availability, idx):

@@ -26,6 +26,7 @@ COUNTERS = TRAFFIC_COUNTERS + (
     "trainings",
     "trainings_lost",
     "trainings_deferred",
+    "inbox_overflow",  # queued models lost: no free row in the inbox pool (dl.engine.inbox)
 )
 
 
@@ -46,6 +47,7 @@ class GossipSpec:
     node_dtype: str = "float32"  # [float32, bfloat16]: storage of node models (training in f32)
     seed: int = 0  # run seed: draws the fixed k-regular overlay
     inflight_cap: int = 0  # messages on the wire after a quantum; 0: a bound that cannot overflow
+    inbox_cap: int = 0  # rows of the inbox pool; 0: the bound of dl.engine.inbox.pool_bound
 
     def validate(self) -> None:
         self.merge.validate()
@@ -65,6 +67,8 @@ class GossipSpec:
             raise ConfigError("algorithm.queue=all needs no subsampling (sample_frac=1)")
         if self.inflight_cap < 0:
             raise ConfigError("algorithm.inflight_cap must be >= 0 (0: automatic bound)")
+        if self.inbox_cap < 0:
+            raise ConfigError("algorithm.inbox_cap must be >= 0 (0: automatic bound)")
         self.token.validate()
 
     @property
@@ -98,11 +102,12 @@ class GossipState:
     train_end: jnp.ndarray  # [N] f32 due time: end of training or going offline
     train_ok: jnp.ndarray  # [N] bool the node stays online until the session ends
     train_q: jnp.ndarray  # [N] i32 quantum the session started (seeds its key)
-    inbox: Any  # pytree [N, ...] last model received while training
+    inbox: Any  # pytree [P, ...] the inbox pool: last model received while training
+    inbox_slot: jnp.ndarray  # [N] i32 pool row of the node's inbox; P: none (dl.engine.inbox)
     inbox_age: jnp.ndarray  # [N] f32
     inbox_part: jnp.ndarray  # [N] i32 partition the inbox message carried (partitioned mode)
     part_age: jnp.ndarray  # [N, P] f32 per-partition ages (P = 1: equals age)
-    inbox_mask: Any  # pytree [N, ...] bool coordinates the inbox message carried (or None)
+    inbox_mask: Any  # pytree [P, ...] bool coordinates the inbox message carried (or None)
     has_inbox: jnp.ndarray  # [N] bool
     next_gossip: jnp.ndarray  # [N] f32 next send time
     dirty: jnp.ndarray  # [N] bool merged or trained since last synced with a server
@@ -137,17 +142,20 @@ def gossip_capacity(spec: GossipSpec, env: GossipEnv, model_bytes: int) -> int:
     )
 
 
-def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = None) -> GossipState:
+def init_gossip(
+    params, n: int, spec: GossipSpec, key, capacity: int | None = None, pool: int | None = None
+) -> GossipState:
     """Initial state; `capacity` = `gossip_capacity(spec, env, model_bytes)` (None: use
-    `spec.inflight_cap`; `make_gossip_chunk` grows a too-small buffer, the hybrid cannot).
+    `spec.inflight_cap`; `make_gossip_chunk` grows a too-small buffer, the hybrid cannot);
+    `pool` = rows of the inbox pool (`dl.engine.inbox.pool_size`; None: one per node).
     Every field has its own buffer (a chunk donates its state). With `spec.train=False` no
     per-node model is stored: node models, inbox and masks are [1, ...] (the initial model,
     which no node changes, broadcastable to [N, ...])."""
     dt = spec.node_dtype  # bfloat16 models are stored as their bits (`dl.arrays`)
+    p = (n if pool is None else int(pool)) if spec.train else 1
 
-    def stack():
-        m = n if spec.train else 1  # system-only: the initial model, broadcastable to [N, ...]
-        return jax.tree.map(lambda p: jnp.broadcast_to(store(p, dt), (m,) + p.shape), params)
+    def stack(m):
+        return jax.tree.map(lambda x: jnp.broadcast_to(store(x, dt), (m,) + x.shape), params)
 
     def zf():
         return jnp.zeros((n,), jnp.float32)
@@ -155,20 +163,22 @@ def init_gossip(params, n: int, spec: GossipSpec, key, capacity: int | None = No
     def zb():
         return jnp.zeros((n,), bool)
 
+    m = n if spec.train else 1  # system-only: the initial model, broadcastable to [N, ...]
     mask = None
     if spec.sample_frac < 1.0 or spec.partitions > 1:
-        mask = jax.tree.map(lambda p: jnp.zeros(p.shape, bool), stack())
+        mask = jax.tree.map(lambda x: jnp.zeros(x.shape, bool), stack(p))
     cap = spec.inflight_cap if capacity is None else capacity
     one = store_tree(params, dt)
     return GossipState(
-        params=stack(),
+        params=stack(m),
         age=zf(),
         training=zb(),
         train_start=zf(),
         train_end=jnp.full((n,), jnp.inf, jnp.float32),
         train_ok=zb(),
         train_q=jnp.zeros((n,), jnp.int32),
-        inbox=stack(),
+        inbox=stack(p),
+        inbox_slot=jnp.full((n,), p, jnp.int32),
         inbox_age=zf(),
         inbox_part=jnp.zeros((n,), jnp.int32),
         part_age=jnp.zeros((n, spec.partitions), jnp.float32),

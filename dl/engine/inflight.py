@@ -121,13 +121,14 @@ def inflight_bound(
     return max(1, int(bound))
 
 
-def busiest_quantum(nodes, weight, quantum_s: float) -> float:
+def busiest_quantum(nodes, weight, quantum_s: float, extend=None) -> float:
     """max over quanta [jq, (j+1)q) of the summed `weight` [N] of the nodes online at some
     instant of it (host side). A message is in the buffer during quantum j only if its path
     holds: its sender is online throughout [send, arrival], an interval that meets [t0, t1)
     (send < t1, arrival >= t0), so at most `weight[i]` of node i's messages are there, and none
     while it is offline the whole quantum. Sessions are widened by a quantum's 1e-3 (float32
-    clocks) so the bound errs upward."""
+    clocks) so the bound errs upward; `extend` [N] s (optional) lengthens node i's sessions at
+    their end (`dl.engine.inbox`: a node counts while it may still be training)."""
     times = np.asarray(nodes.times, np.float64)  # [N, T] sorted, padded with +inf
     first = np.asarray(nodes.first_online, bool)
     n = times.shape[0]
@@ -143,8 +144,14 @@ def busiest_quantum(nodes, weight, quantum_s: float) -> float:
     w = np.broadcast_to(np.asarray(weight, np.float64)[:, None], start.shape)
     live = np.isfinite(start)
     eps = 1e-3 * quantum_s
-    j0 = np.floor((start[live] - eps) / quantum_s)
-    j1 = np.where(np.isfinite(end[live]), np.ceil((end[live] + eps) / quantum_s), np.inf)
+    if extend is not None:
+        end = end + np.asarray(extend, np.float64)[:, None]
+    with np.errstate(invalid="ignore"):
+        j0 = np.floor((start - eps) / quantum_s)  # [N, m] first quantum index (inf: padding)
+        j1 = np.where(np.isfinite(end), np.ceil((end + eps) / quantum_s), np.inf)
+    # a node counts once: a (widened or extended) session ends where its next one starts
+    j1[:, :-1] = np.minimum(j1[:, :-1], j0[:, 1:])
+    j0, j1 = j0[live], j1[live]
     ev_t = np.concatenate([j0, j1])
     ev_w = np.concatenate([w[live], -w[live]])
     order = np.lexsort((ev_w, ev_t))  # at one quantum index, ends (-w) before starts
