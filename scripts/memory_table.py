@@ -155,12 +155,29 @@ def cases(quick: bool, big: bool = False) -> list[dict]:
     return out
 
 
+def data_mib(overrides: list[str]) -> float:
+    """MiB of the run's data arrays (node data x/y/counts and the test set), built here in the
+    parent (the child's peak is what is measured)."""
+    from dl.analysis.launch import compose
+    from dl.build import build
+
+    b = build(compose([o for o in overrides if not o.startswith("hydra.")]))
+    arrays = (b.env.x, b.env.y, b.env.counts, b.dataset.x_test, b.dataset.y_test)
+    return round(sum(int(a.nbytes) for a in arrays) / 2**20, 1)
+
+
+def allowance_mib(r: dict) -> float:
+    """Issue 17's target: 1.2 x N x params x 4 B + data + 1 GiB."""
+    return 1.2 * r["params_bytes_n"] / 2**20 + r["data_mib"] + 1024.0
+
+
 def table(rows: list[dict]) -> str:
     """The README's memory block (markdown) from measured rows."""
     lines = [
         "| task (model) | algorithm | N | train | node models | peak RSS (MiB) "
-        "| N x params x 4 B (MiB) | chunk compile (s) | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| N x params x 4 B (MiB) | data (MiB) | peak / (1.2 x N x params x 4 B + data "
+        "+ 1 GiB) | chunk compile (s) | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("kind") != "memory" or r.get("rc") != 0:
@@ -170,7 +187,9 @@ def table(rows: list[dict]) -> str:
             f"| {r['task']} ({r['model']}) | {r['algorithm']} | {r['num_nodes']:,} | "
             f"{'yes' if r['train'] else 'no'} | {r.get('dtype', 'float32')} | "
             f"{r['peak_rss_mib']:,.0f} | "
-            f"{r['params_bytes_n'] / 2**20:,.0f} | {comp} | {r['load1_before']:.1f} |"
+            f"{r['params_bytes_n'] / 2**20:,.0f} | {r.get('data_mib', float('nan')):,.0f} | "
+            f"{r['peak_rss_mib'] / allowance_mib(r) if 'data_mib' in r else float('nan'):.2f} | "
+            f"{comp} | {r['load1_before']:.1f} |"
         )
     comp = [r for r in rows if r.get("kind") == "compile" and r.get("rc") == 0]
     if comp:
@@ -237,6 +256,8 @@ def main() -> None:
                 }
             else:
                 r = {**c, **run_case(c["overrides"], Path(tmp))}
+                if c["kind"] == "memory":
+                    r["data_mib"] = data_mib(c["overrides"])
             print(json.dumps({k: v for k, v in r.items() if k != "overrides"}), flush=True)
             rows.append(r)
     meta = {
