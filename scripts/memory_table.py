@@ -155,15 +155,23 @@ def cases(quick: bool, big: bool = False) -> list[dict]:
     return out
 
 
-def data_mib(overrides: list[str]) -> float:
-    """MiB of the run's data arrays (node data x/y/counts and the test set), built here in the
-    parent (the child's peak is what is measured)."""
+def data_worker(overrides: list[str]) -> None:
+    """Prints the MiB of the run's data arrays (node data x/y/counts and the test set)."""
     from dl.analysis.launch import compose
     from dl.build import build
 
-    b = build(compose([o for o in overrides if not o.startswith("hydra.")]))
+    b = build(compose(overrides))
     arrays = (b.env.x, b.env.y, b.env.counts, b.dataset.x_test, b.dataset.y_test)
-    return round(sum(int(a.nbytes) for a in arrays) / 2**20, 1)
+    print(json.dumps(round(sum(int(a.nbytes) for a in arrays) / 2**20, 1)))
+
+
+def data_mib(overrides: list[str]) -> float:
+    """`data_worker` in a child process: this process must stay small, since a child's
+    ru_maxrss starts from its parent's resident set at fork (a world built here once raised
+    every later row's peak to ~2.1 GiB)."""
+    cmd = [sys.executable, __file__, "--data", "--", *overrides]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def allowance_mib(r: dict) -> float:
@@ -229,10 +237,13 @@ def main() -> None:
     ap.add_argument("--table", type=Path, help="print the README block of a results file")
     ap.add_argument("--readme", type=Path, help="with --table: rewrite its memory block")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--data", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
     if a.worker:
         return worker(a.overrides, a.worker)
+    if a.data:
+        return data_worker(a.overrides)
     if a.table:
         block = table(json.loads(a.table.read_text())["rows"])
         if a.readme:
