@@ -80,8 +80,10 @@ EXTRA = {
     "fedavg/dais_rule": ALGORITHMS["fedavg"]
     + ["+algorithm.server_rule=dais", "algorithm.upload_frac=0.5"],
     "fedasync/mlp_flash": ALGORITHMS["fedasync"] + ["task=digits_mlp", "trace=flash"],
-    # bfloat16 node storage (stored as bits, dl.arrays): gossip with queue=all, and DWA
-    "gossip/bfloat16_queue_all": ALGORITHMS["gossip"]
+    # bfloat16 node storage (stored as bits, dl.arrays): gossip, gossip with queue=all (which
+    # failed before 4e3076d: the merged inbox came back as float32), and DWA
+    "gossip/bfloat16": ALGORITHMS["gossip"] + ["sim.node_dtype=bfloat16"],
+    "gossip/queue_all_bfloat16": ALGORITHMS["gossip"]
     + ["sim.node_dtype=bfloat16", "algorithm.queue=all"],
     "dwa/bfloat16": ALGORITHMS["dwa"]
     + ["sim.node_dtype=bfloat16", "server=outage_2h"]

@@ -380,6 +380,14 @@ MUTATIONS = [
         "a node whose extended session reaches its next one counts twice in the busiest quantum",
     ),
     m(
+        "train_while_offline",
+        "dl/engine/gossip_clock.py",
+        "off = session_end(env.nodes, t1)",
+        "off = jnp.where(is_online(env.nodes, t1), session_end(env.nodes, t1), jnp.inf)",
+        GOSSIP,
+        "a node offline when its session starts trains anyway (the pre-fix behaviour)",
+    ),
+    m(
         "bf16_view_whole",
         "dl/arrays.py",
         "    return view(p[idx])",

@@ -34,18 +34,19 @@ def apply(p, x):
     return jnp.zeros((x.shape[0], 2), jnp.float32)  # zero loss gradient: training halves p
 
 
-def fast_env(n=2):
+def fast_env(n=2, av=None):
     f = lambda v: jnp.full((n,), v, jnp.float32)  # noqa: E731
-    av = from_transitions(np.zeros(0, np.int64), np.zeros(0, np.float32), np.ones(n, bool), n)
+    if av is None:  # always online
+        av = from_transitions(np.zeros(0, np.int64), np.zeros(0, np.float32), np.ones(n, bool), n)
     return GossipEnv(
         jnp.zeros((n, 1, 1)), jnp.zeros((n, 1), jnp.int32), jnp.ones((n,), jnp.int32),
         f(0.5), f(1e6), f(1e6), f(1.0), f(0.1), f(0.1), av,
     )  # fmt: skip
 
 
-def run(spec, w, age, next_gossip, quanta=1, part_age=None, **state):
-    """`quanta` steps of the engine from a hand-made 2-node state."""
-    genv = fast_env(len(age))
+def run(spec, w, age, next_gossip, quanta=1, part_age=None, av=None, **state):
+    """`quanta` steps of the engine from a hand-made 2-node state (`av`: availability)."""
+    genv = fast_env(len(age), av)
     st = init_gossip(
         {"w": jnp.zeros((len(w[0]),))}, len(age), spec, jax.random.key(0),
         gossip_capacity(spec, genv, MBYTES),
@@ -227,3 +228,22 @@ def test_training_node_queues_received_models(queue, expect):
     np.testing.assert_allclose(st.params["w"][0], expect, rtol=1e-5)
     assert float(st.age[0]) == 3.0 and bool(st.training[0])  # and trains again from t = 4
     np.testing.assert_array_equal(st.params["w"][1], [1.0, 2.0])
+
+
+def test_a_node_offline_when_its_session_would_start_loses_it():
+    """Node 0 ([1, 2], age 1) sends at 0.2 to node 1 ([5, 10], age 3), which is online on
+    [0, 0.5) only (back at 100). The message arrives 3.5 us later, node 1 online: it merges
+    (w = 1 / (3 + 1): [4, 8], age 3). Its session starts at the quantum's end t1 = 1, when it is
+    offline: the session is lost at once (0 s of compute; completed in the next quantum as
+    lost), so at t = 2 its model is still [4, 8] (a session would have halved it to [2, 4])."""
+    av = from_transitions(
+        np.array([1, 1]), np.array([0.5, 100.0], np.float32), np.array([True, True]), 2
+    )
+    st = run(
+        GossipSpec(period_s=10.0), [[1.0, 2.0], [5.0, 10.0]], [1.0, 3.0], [0.2, 50.0], 2, av=av
+    )
+    assert float(st.counters["messages_sent"]) == 1
+    assert float(st.counters["trainings"]) == 0 and float(st.counters["trainings_lost"]) == 1
+    assert float(st.counters["energy_compute_j"]) == 0.0
+    np.testing.assert_array_equal(st.params["w"][1], [4.0, 8.0])
+    assert float(st.age[1]) == 3.0 and not bool(st.training[1])

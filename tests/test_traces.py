@@ -27,6 +27,7 @@ from dl.traces import (
     online_fraction,
     online_time_fraction,
     parse_peersim_sessions,
+    session_end,
     trace_online_fraction,
 )
 
@@ -48,11 +49,14 @@ def test_queries_match_reference():
     av = Availability(times=jnp.asarray(times), first_online=jnp.asarray(first))
     on, nxt = jax.jit(is_online), jax.jit(next_transition)
     frac, during = jax.jit(online_fraction), jax.jit(online_during)
+    end = jax.jit(session_end)
     for t in [0.0, *rng.uniform(0, 110, 50).tolist(), float(times[2, 4])]:
         ref = _ref_online(times, first, t)
         np.testing.assert_array_equal(np.asarray(on(av, t)), ref)
         after = np.where(times > t, times, np.inf).min(1)
         np.testing.assert_array_equal(np.asarray(nxt(av, t)), after)
+        # the session holding t ends at the next flip; offline at t: t itself
+        np.testing.assert_array_equal(np.asarray(end(av, t)), np.where(ref, after, np.float32(t)))
         assert float(frac(av, t)) == pytest.approx(ref.mean())
         t1 = t + 7.0
         full = ref & _ref_online(times, first, t1) & ~((times > t) & (times <= t1)).any(1)

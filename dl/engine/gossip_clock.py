@@ -10,7 +10,8 @@ before then"), or if the receiver is not `eligible` when it arrives. An idle rec
 message (`gossip_merge`) and starts training on its own data; a training node keeps only the
 last model received and merges it when its training ends, then trains again (dasklearn
 `gossip/client.py`). A node that goes offline mid-training loses that session (energy still
-counts) and its queued model.
+counts) and its queued model; sessions start at the end of the quantum of their trigger, and a
+node offline by then loses the session at once.
 
 Per quantum [t0, t1), in this order:
   (A) completions: training sessions due before t1 finish in (time, node id) order up to a
@@ -58,7 +59,7 @@ from dl.network.cyclon import cyclon_sample, cyclon_shuffle
 from dl.network.peers import make_peer_sampler
 from dl.rules.gossip_merge import merge_weight, merged_age, mix
 from dl.rules.token_account import proactive_prob, reactive_count
-from dl.traces.availability import Availability, is_online, next_transition, online_during
+from dl.traces.availability import Availability, is_online, online_during, session_end
 from dl.train.local import LocalTrainSpec, make_batch_train
 
 
@@ -126,8 +127,10 @@ def make_gossip_quantum(
     r_chunk = row_chunk(n, n * n_slots / every) if row_chunk_size is None else row_chunk_size
 
     def start_training(env: GossipEnv, st: GossipState, start: jnp.ndarray, t1) -> GossipState:
+        """Sessions start at the quantum's end t1 and run t_comp, or until the node goes
+        offline (lost); a node offline at t1 loses its session at once (0 s of compute)."""
         t_done = t1 + env.t_comp
-        off = next_transition(env.nodes, t1)
+        off = session_end(env.nodes, t1)
         return st.replace(
             training=st.training | start,
             train_start=jnp.where(start, t1, st.train_start),

@@ -15,6 +15,7 @@ from dl.traces.availability import (
     online_during,
     online_fraction,
     online_time_fraction,
+    session_end,
 )
 from dl.traces.fedscale import build_fedscale, fedscale_profiles, load_behave, load_capacity
 from dl.traces.stunner import (
@@ -46,6 +47,7 @@ __all__ = [
     "load_capacity",
     "load_stunner",
     "next_transition",
+    "session_end",
     "online_during",
     "online_fraction",
     "online_time_fraction",

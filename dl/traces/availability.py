@@ -47,6 +47,17 @@ def next_transition(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(k < width, nxt, jnp.inf)
 
 
+def session_end(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
+    """[N] f32: the end of node i's online session holding t (+inf if it never ends), or t
+    itself if node i is offline at t (one binary search)."""
+    k = _count_le(av, t)
+    width = av.times.shape[1]
+    nxt = jnp.take_along_axis(av.times, jnp.minimum(k, width - 1)[:, None], axis=1)[:, 0]
+    nxt = jnp.where(k < width, nxt, jnp.inf)
+    online = av.first_online ^ (k % 2 == 1)
+    return jnp.where(online, nxt, jnp.broadcast_to(jnp.asarray(t, nxt.dtype), nxt.shape))
+
+
 def advance(av: Availability, count: jnp.ndarray, nxt: jnp.ndarray, t):
     """(count, nxt) [N] at time t from their values at an earlier time: `count` transitions <= t
     per node and `nxt` the time of the next one (+inf: none). Start from (-1, -inf) (nothing
