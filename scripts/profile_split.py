@@ -137,8 +137,11 @@ def flops_fwd(cfg: dict) -> int:
     return model_flops_per_example(cfg["task"]["model"], (28, 28, 1), 10)
 
 
-def profile(alg: str, nodes: int, horizon: float, every: float, ceiling: float) -> dict:
-    """One run of `alg`'s experiment under the probe; the split and the FLOP shares."""
+def profile(
+    alg: str, nodes: int, horizon: float, every: float, ceiling: float, extra: tuple = ()
+) -> dict:
+    """One run of `alg`'s experiment under the probe (`extra`: more overrides); the split and
+    the FLOP shares."""
     cfg = compose_resolved(
         [
             f"experiment={EXPERIMENTS[alg]}",
@@ -147,6 +150,7 @@ def profile(alg: str, nodes: int, horizon: float, every: float, ceiling: float) 
             f"sim.num_nodes={nodes}",
             f"sim.duration_s={horizon}",
             f"sim.eval_every_s={every}",
+            *extra,
         ]
     )
     probe = Probe()
@@ -176,6 +180,7 @@ def profile(alg: str, nodes: int, horizon: float, every: float, ceiling: float) 
     return {
         "algorithm": alg,
         "experiment": EXPERIMENTS[alg],
+        "overrides": list(extra),
         "nodes": nodes,
         "horizon_s": horizon,
         "eval_every_s": every,
@@ -233,8 +238,9 @@ def table(result: dict) -> str:
     for r in result["runs"]:
         s, w = r["split_s"], r["run_wall_s"]
         met = [k for k, ok in r["verdicts"].items() if ok]
+        extra = "".join(f", {o}" for o in r.get("overrides", []))
         lines.append(
-            f"| {r['algorithm']} ({r['experiment']}) | {r['wall_per_virtual_s']:.3f} "
+            f"| {r['algorithm']} ({r['experiment']}{extra}) | {r['wall_per_virtual_s']:.3f} "
             f"({r['chunk_wall_per_virtual_s']:.3f} / {r['eval_wall_per_virtual_s']:.3f}) "
             f"| {s['setup']:.1f} | {r['compile_chunk_s']:.1f} / {r['compile_eval_s']:.1f} "
             f"| {100 * s['chunks'] / w:.0f}% | {100 * s['evaluation'] / w:.0f}% "
@@ -264,19 +270,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--every", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=ROOT / "results/profile_split.json")
     ap.add_argument("--readme", action="store_true")
+    ap.add_argument("--set", nargs="*", default=[], help="more overrides for every run")
+    ap.add_argument("--append", action="store_true", help="add these runs to --out's runs")
     a = ap.parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "disabled")
     before = peak_matmul_gflops((1024, 2048), 5)
     runs = []
     for alg in a.algs:
         print(f"profiling {alg} ...", file=sys.stderr, flush=True)
-        runs.append(profile(alg, a.nodes, a.horizon, a.every, before["gflops"]))
+        runs.append(profile(alg, a.nodes, a.horizon, a.every, before["gflops"], tuple(a.set)))
     after = peak_matmul_gflops((1024, 2048), 5)
     best = max(before, after, key=lambda d: d["gflops"])
     for r in runs:  # the best ceiling seen in this run
         r["useful_frac_of_ceiling"] *= r["matmul_ceiling_gflops"] / best["gflops"]
         r["matmul_ceiling_gflops"] = best["gflops"]
         r["verdicts"] = verdicts(r)
+    if a.append and a.out.exists():  # earlier runs keep their own ceiling's shares
+        runs = json.loads(a.out.read_text())["runs"] + runs
     result = {"matmul": best, "targets": TARGETS, "runs": runs, "backend": jax.default_backend()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
