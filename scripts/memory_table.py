@@ -47,10 +47,12 @@ SIZES = {
     "mlp": ((1000, True), (1000, False)),  # digits: 1,438 training examples
 }
 QUICK_SIZES = {"cnn_small": ((200, True), (200, False)), "mlp": ((500, True),)}
-# --big: 10,000 cnn_small gossip nodes (node models in bfloat16: in float32 the node models,
-# inboxes and in-flight payloads alone need ~22 GB, more than this 23-GiB machine has)
+# --big: 10,000 cnn_small nodes (float32 gossip needs ~16 GB of state: models, the inbox pool
+# and the payloads on the wire; before the pool ~22 GB, more than this 23-GiB machine has)
 BIG = (
     ("cnn_small", "gossip", 10_000, True, "bfloat16"),
+    ("cnn_small", "dwa", 10_000, True, "bfloat16"),
+    ("cnn_small", "gossip", 10_000, True, "float32"),
     ("cnn_small", "gossip", 10_000, False, "float32"),
 )
 MEM_SHORT = ["sim.duration_s=10", "sim.eval_every_s=10", *SHORT[2:]]
