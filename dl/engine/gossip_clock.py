@@ -37,10 +37,8 @@ only those coordinates; bytes scale with the fraction.
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from dl import rng
-from dl.arrays import floats_tree, get_rows, put_rows, store, view
+from dl.arrays import get_rows, put_rows
 from dl.engine import inbox as ib
 from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's public names)
     COUNTERS,
@@ -53,6 +51,7 @@ from dl.engine.gossip_state import (  # noqa: F401 (re-exported: the engine's pu
 )
 from dl.engine.inflight import InFlight, capacity_of, grow, store_all
 from dl.engine.jitted import EnvChunk
+from dl.engine.masks import message_masks
 from dl.engine.rows import row_chunk, take_rows, update_rows
 from dl.errors import ConfigError
 from dl.network.cyclon import cyclon_sample, cyclon_shuffle
@@ -61,32 +60,6 @@ from dl.rules.gossip_merge import merge_weight, merged_age, mix
 from dl.rules.token_account import proactive_prob, reactive_count
 from dl.traces.availability import Availability, is_online, online_during, session_end
 from dl.train.local import LocalTrainSpec, make_batch_train
-
-
-def _where_nodes(mask, a, b):
-    return jax.tree.map(
-        lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b
-    )
-
-
-MASK_KEY = 0x5EED  # coordinate masks: key(MASK_KEY) folded with the message's seed and leaf
-
-
-def coordinate_masks(seed, like, frac: float):
-    """[M, ...] bool per-message coordinate masks (model subsampling), a pure function of the
-    message's u32 `seed`, so a mask drawn at send time is re-drawn identically at arrival."""
-    base = jax.random.key(MASK_KEY)
-    leaves, tdef = jax.tree.flatten(like)
-
-    def leaf(i, x):
-        draw = (
-            lambda s: jax.random.bernoulli(  # noqa: E731
-                jax.random.fold_in(jax.random.fold_in(base, s), i), frac, x.shape[1:]
-            )
-        )
-        return jax.vmap(draw)(seed)
-
-    return jax.tree.unflatten(tdef, [leaf(i, x) for i, x in enumerate(leaves)])
 
 
 def make_gossip_quantum(
@@ -163,26 +136,9 @@ def make_gossip_quantum(
 
         return update_rows(st.params, take, r_chunk, merged), new_age, part_age
 
-    def part_masks(part, like):
-        """[N, ...] bool masks of partition part[i] for every node i. Coordinates are split
-        once into P fixed partitions (a seeded permutation of each tensor, mod P)."""
-
-        def one(i, x):
-            size = int(np.prod(x.shape[1:], dtype=np.int64))
-            perm = np.random.default_rng([rng.PARTITION_LAYOUT, i]).permutation(size) % n_part
-            pid = jnp.asarray(perm.reshape(x.shape[1:]).astype(np.int32))
-            return pid[None] == part.reshape((-1,) + (1,) * pid.ndim)
-
-        leaves, tdef = jax.tree.flatten(like)
-        return jax.tree.unflatten(tdef, [one(i, x) for i, x in enumerate(leaves)])
-
     def message_mask(part, seed, like):
         """Coordinates carried by messages with these partitions / seeds (None: all)."""
-        if n_part > 1:
-            return part_masks(part, like)
-        if full < 1.0:
-            return coordinate_masks(seed, like, full)
-        return None
+        return message_masks(part, seed, like, n_part, full)
 
     def completions(env: GossipEnv, st: GossipState, key, t1) -> GossipState:
         cnt = dict(st.counters)
@@ -381,45 +337,12 @@ def make_gossip_quantum(
             slot, over = ib.claim(slot, queue, p)
             cnt["inbox_overflow"] += over.sum().astype(jnp.float32)
             queue = queue & ~over
-        if spec.queue == "all":
-            # merge all queued models: age-weighted mean of the old inbox and every message
-            # not consumed (ages as weights; equal weights when all are 0), age = max; summed
-            # in (arrival, sender, slot) order
+        if spec.queue == "all":  # merge all queued models (dl.engine.inbox.merge_all)
             extra = ok & ~(take[r] & (mids == m_first[r]))
-            wq = jnp.where(extra, m_age + 1e-6, 0.0)
-            w_old = jnp.where(st.has_inbox, st.inbox_age + 1e-6, 0.0)
-            tot = w_old + jnp.zeros((n,)).at[dest].add(wq, mode="drop")
-            # per pool row (a queuing node's slot): every extra message goes to a queuing node
-            dest_s = jnp.where(ok, jnp.where(queue, slot, p)[jnp.minimum(dest, n - 1)], p)
-            w_old_s, tot_s = (ib.by_slot(v, slot, queue, p) for v in (w_old, tot))
-
-            def bcast(v, x):
-                return v.reshape((-1,) + (1,) * (x.ndim - 1))
-
-            def agg(old, pb):
-                add = (
-                    jnp.zeros_like(old)
-                    .at[dest_s[order]]
-                    .add(bcast(wq[order], pb) * pb[order], mode="drop")
-                )
-                den = jnp.where(tot_s > 0, tot_s, 1.0)
-                return (bcast(w_old_s, old) * old + add) / bcast(den, old)
-
-            inbox = st.inbox
-            if spec.train:  # in float32 over the stored values, stored back (dense over P)
-                new = jax.tree.map(agg, floats_tree(st.inbox), floats_tree(buf.params))
-                new = jax.tree.map(lambda v, o: store(v, view(o).dtype), new, st.inbox)
-                inbox = _where_nodes(ib.by_slot(queue, slot, queue, p, False), new, inbox)
-            a_new = (
-                jnp.full((n,), -jnp.inf)
-                .at[dest]
-                .max(jnp.where(extra, m_age, -jnp.inf), mode="drop")
-            )
-            inbox_age = jnp.where(
-                queue,
-                jnp.maximum(jnp.where(st.has_inbox, st.inbox_age, 0.0), a_new),
-                st.inbox_age,
-            )
+            inbox, inbox_age = ib.merge_all(
+                st.inbox, slot, queue, st.has_inbox, st.inbox_age, extra, dest, order, m_age,
+                buf.params,
+            )  # fmt: skip
         else:
             inbox = st.inbox
             if spec.train:

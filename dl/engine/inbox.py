@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl.arrays import floats_tree, store, view
 from dl.engine.inflight import busiest_quantum
 from dl.engine.rows import for_rows, set_rows, take_rows
 
@@ -77,3 +78,38 @@ def write(pool, slot, mask, c: int, fn):
 def by_slot(v: jnp.ndarray, slot: jnp.ndarray, mask: jnp.ndarray, p: int, fill=0):
     """[N] -> [P]: v of the nodes with `mask` at their slot, `fill` elsewhere."""
     return jnp.full((p,), fill, v.dtype).at[jnp.where(mask, slot, p)].set(v, mode="drop")
+
+
+def merge_all(pool, slot, queue, has_inbox, inbox_age, extra, dest, order, m_age, payloads):
+    """`queue=all`: each queuing node's inbox becomes the age-weighted mean of its old inbox
+    and every message for it not consumed (`extra` [K] bool; weights age + 1e-6, so equal
+    weights when all ages are 0), summed in `order` (arrival, sender, slot); its age is the max.
+    dest [K] = receiver (N: none), payloads [K, ...] stored models (None: no models). In
+    float32 over the stored values, stored back; dense over the pool's P rows. Returns (pool,
+    inbox_age [N])."""
+    n, p = slot.shape[0], jax.tree.leaves(pool)[0].shape[0]
+    wq = jnp.where(extra, m_age + 1e-6, 0.0)
+    w_old = jnp.where(has_inbox, inbox_age + 1e-6, 0.0)
+    tot = w_old + jnp.zeros((n,)).at[dest].add(wq, mode="drop")
+    # per pool row (a queuing node's slot): every extra message goes to a queuing node
+    dest_s = jnp.where(dest < n, jnp.where(queue, slot, p)[jnp.minimum(dest, n - 1)], p)
+    w_old_s, tot_s = (by_slot(v, slot, queue, p) for v in (w_old, tot))
+
+    def bcast(v, x):
+        return v.reshape((-1,) + (1,) * (x.ndim - 1))
+
+    def agg(old, pb):
+        add = (
+            jnp.zeros_like(old).at[dest_s[order]].add(bcast(wq[order], pb) * pb[order], mode="drop")
+        )
+        den = jnp.where(tot_s > 0, tot_s, 1.0)
+        return (bcast(w_old_s, old) * old + add) / bcast(den, old)
+
+    if payloads is not None:  # None: system-only, no models
+        new = jax.tree.map(agg, floats_tree(pool), floats_tree(payloads))
+        new = jax.tree.map(lambda v, o: store(v, view(o).dtype), new, pool)
+        rows = by_slot(queue, slot, queue, p, False)
+        pool = jax.tree.map(lambda x, y: jnp.where(bcast(rows, x), x, y), new, pool)
+    a_new = jnp.full((n,), -jnp.inf).at[dest].max(jnp.where(extra, m_age, -jnp.inf), mode="drop")
+    age = jnp.where(queue, jnp.maximum(jnp.where(has_inbox, inbox_age, 0.0), a_new), inbox_age)
+    return pool, age
