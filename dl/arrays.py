@@ -31,11 +31,6 @@ def store(x: jnp.ndarray, dtype) -> jnp.ndarray:
     return x.astype(dtype)
 
 
-def stored_dtype(dtype):
-    """The array dtype that holds node models of `dtype`."""
-    return jnp.dtype(BITS) if jnp.dtype(dtype) == jnp.dtype(VIEW) else jnp.dtype(dtype)
-
-
 def view(p: jnp.ndarray) -> jnp.ndarray:
     """The float values of a stored array (bfloat16 for bits; copies in XLA: rows or blocks)."""
     return jax.lax.bitcast_convert_type(p, VIEW) if _bits(p) else p

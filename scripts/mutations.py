@@ -358,7 +358,7 @@ MUTATIONS = [
     m(
         "inbox_slot_not_released",
         "dl/engine/gossip_clock.py",
-        "inbox_slot=ib.release(slot, done, pool_rows(st)),",
+        "inbox_slot=ib.release(slot, done, ib.rows_in(st.inbox)),",
         "inbox_slot=slot,",
         ["tests/test_inbox.py"],
         "a finished session keeps its inbox row: the pool fills up and queued models are lost",

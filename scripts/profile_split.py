@@ -293,9 +293,10 @@ def main(argv=None) -> dict:
     text = table(result)
     print(text)
     if a.readme:
-        s = (ROOT / "README.md").read_text()
-        i, j = s.index(BEGIN) + len(BEGIN), s.index(END)
-        (ROOT / "README.md").write_text(s[:i] + "\n" + text + "\n" + s[j:])
+        from dl.analysis.readme import replace_block
+
+        if not replace_block(ROOT / "README.md", "profile_split", text):
+            raise SystemExit(f"README.md: needs one {BEGIN} and one {END}")
     return result
 
 

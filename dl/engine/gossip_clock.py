@@ -187,7 +187,7 @@ def make_gossip_quantum(
             age=age,
             part_age=part_age,
             has_inbox=st.has_inbox & ~done,
-            inbox_slot=ib.release(slot, done, pool_rows(st)),
+            inbox_slot=ib.release(slot, done, ib.rows_in(st.inbox)),
             dirty=st.dirty | okn,
         )
         return start_training(env, st, again, t1)
@@ -331,7 +331,7 @@ def make_gossip_quantum(
             st, of(m_first), m_age[m_first], mask_of(m_first), take, p_first
         )
         queue = got & (~idle | (last != first))
-        p = pool_rows(st)
+        p = ib.rows_in(st.inbox)
         slot = st.inbox_slot
         if spec.train:  # a row of the inbox pool for every node that queues and holds none
             slot, over = ib.claim(slot, queue, p)
@@ -402,11 +402,6 @@ def make_gossip_quantum(
 
     step.capacity = need
     return step
-
-
-def pool_rows(st: GossipState) -> int:
-    """Rows of the state's inbox pool (static)."""
-    return int(jax.tree.leaves(st.inbox)[0].shape[0])
 
 
 def rows(av: Availability, idx):

@@ -7,7 +7,7 @@ with a model queued), so at the end of quantum j the holders are nodes online at
 of [t1 - t_comp - q, t1): `pool_bound` counts them at the busiest quantum of the availability
 trace (`busiest_quantum` with sessions extended by t_comp + q), 30-40% of N on STUNner. A
 holder has a slot (`slot` [N] i32, P = none); a node that must queue a model and finds no free
-slot loses it (`inbox_overflow`, also `messages_lost`). That can happen only with an explicit
+slot loses it (counted in `inbox_overflow`). That can happen only with an explicit
 smaller `inbox_cap`, or when sessions wait past their end because more than `max_trainings`
 were due in a quantum (`trainings_deferred` > 0); otherwise results equal a per-node inbox.
 """
@@ -39,6 +39,11 @@ def pool_size(n: int, cap: int, nodes, t_comp, quantum_s: float, train: bool) ->
     return pool_bound(nodes, t_comp, quantum_s)
 
 
+def rows_in(pool) -> int:
+    """P, the pool's rows (static)."""
+    return int(jax.tree.leaves(pool)[0].shape[0])
+
+
 def claim(slot: jnp.ndarray, want: jnp.ndarray, p: int):
     """Slots for the nodes `want` [N] bool that hold none, free slots in ascending order by node
     id. Returns (slot [N] i32, over [N] bool: wanted, none left)."""
@@ -64,14 +69,13 @@ def slot_rows(slot: jnp.ndarray, idx: jnp.ndarray, p: int) -> jnp.ndarray:
 
 def read(pool, slot, idx):
     """The queued models of node rows idx [c] -> [c, ...] (`take_rows` of their slots)."""
-    p = jax.tree.leaves(pool)[0].shape[0]
-    return take_rows(pool, slot_rows(slot, idx, p))
+    return take_rows(pool, slot_rows(slot, idx, rows_in(pool)))
 
 
 def write(pool, slot, mask, c: int, fn):
     """Each node i with `mask` gets `fn(idx [c]) -> [c, ...]` written to its slot, c rows at a
     time (`for_rows`)."""
-    p = jax.tree.leaves(pool)[0].shape[0]
+    p = rows_in(pool)
     return for_rows(mask, c, pool, lambda t, idx: set_rows(t, slot_rows(slot, idx, p), fn(idx)))
 
 
@@ -87,7 +91,7 @@ def merge_all(pool, slot, queue, has_inbox, inbox_age, extra, dest, order, m_age
     dest [K] = receiver (N: none), payloads [K, ...] stored models (None: no models). In
     float32 over the stored values, stored back; dense over the pool's P rows. Returns (pool,
     inbox_age [N])."""
-    n, p = slot.shape[0], jax.tree.leaves(pool)[0].shape[0]
+    n, p = slot.shape[0], rows_in(pool)
     wq = jnp.where(extra, m_age + 1e-6, 0.0)
     w_old = jnp.where(has_inbox, inbox_age + 1e-6, 0.0)
     tot = w_old + jnp.zeros((n,)).at[dest].add(wq, mode="drop")

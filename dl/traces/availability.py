@@ -33,29 +33,29 @@ def _count_le(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     return jax.vmap(lambda row, x: jnp.searchsorted(row, x, side="right"))(av.times, t)
 
 
+def _time_of(av: Availability, k: jnp.ndarray) -> jnp.ndarray:
+    """[N] f32: node i's transition number k[i] (0-based; +inf past the last)."""
+    w = av.times.shape[1]
+    row = jnp.take_along_axis(av.times, jnp.clip(k, 0, w - 1)[:, None], axis=1)[:, 0]
+    return jnp.where(k < w, row, jnp.inf)
+
+
 def is_online(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     """[N] bool: is node i online at time t."""
-    k = _count_le(av, t)
-    return av.first_online ^ (k % 2 == 1)
+    return online_at(av, _count_le(av, t))
 
 
 def next_transition(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     """[N] f32: the first transition strictly after t (+inf if none)."""
-    k = _count_le(av, t)
-    width = av.times.shape[1]
-    nxt = jnp.take_along_axis(av.times, jnp.minimum(k, width - 1)[:, None], axis=1)[:, 0]
-    return jnp.where(k < width, nxt, jnp.inf)
+    return _time_of(av, _count_le(av, t))
 
 
 def session_end(av: Availability, t: jnp.ndarray) -> jnp.ndarray:
     """[N] f32: the end of node i's online session holding t (+inf if it never ends), or t
     itself if node i is offline at t (one binary search)."""
     k = _count_le(av, t)
-    width = av.times.shape[1]
-    nxt = jnp.take_along_axis(av.times, jnp.minimum(k, width - 1)[:, None], axis=1)[:, 0]
-    nxt = jnp.where(k < width, nxt, jnp.inf)
-    online = av.first_online ^ (k % 2 == 1)
-    return jnp.where(online, nxt, jnp.broadcast_to(jnp.asarray(t, nxt.dtype), nxt.shape))
+    nxt = _time_of(av, k)
+    return jnp.where(online_at(av, k), nxt, jnp.broadcast_to(jnp.asarray(t, nxt.dtype), nxt.shape))
 
 
 def advance(av: Availability, count: jnp.ndarray, nxt: jnp.ndarray, t):
@@ -63,7 +63,6 @@ def advance(av: Availability, count: jnp.ndarray, nxt: jnp.ndarray, t):
     per node and `nxt` the time of the next one (+inf: none). Start from (-1, -inf) (nothing
     loaded yet). A clock that moves forward a quantum at a time pays one compare over [N] per
     call, plus a gather for each round of transitions it passes; no binary search over [N, T]."""
-    w = av.times.shape[1]
     t = jnp.asarray(t, av.times.dtype)
 
     def due(nxt):  # one predicate for the loop's test and its step
@@ -73,8 +72,7 @@ def advance(av: Availability, count: jnp.ndarray, nxt: jnp.ndarray, t):
         count, nxt = c
         passed = due(nxt)
         count = count + passed.astype(count.dtype)
-        row = jnp.take_along_axis(av.times, jnp.clip(count, 0, w - 1)[:, None], axis=1)[:, 0]
-        return count, jnp.where(passed, jnp.where(count < w, row, jnp.inf), nxt)
+        return count, jnp.where(passed, _time_of(av, count), nxt)
 
     return jax.lax.while_loop(lambda c: due(c[1]).any(), step, (count, nxt))
 
