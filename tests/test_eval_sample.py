@@ -50,5 +50,4 @@ def test_consensus_distance_by_hand_and_blockwise(monkeypatch):
     for limit in (8 * 10, 8 * 20):  # row = 10 floats: b = 1, then b = 2
         monkeypatch.setattr(ev, "DENSE_BYTES", limit)
         assert float(ev.consensus_distance(big, 7)) == pytest.approx(dense, rel=1e-5)
-        monkeypatch.setattr(ev, "DENSE_BYTES", limit)
         assert float(ev.consensus_distance(stacked, 3)) == pytest.approx(2 / 3)
