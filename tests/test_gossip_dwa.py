@@ -217,9 +217,7 @@ def test_bfloat16_node_storage_halves_node_model_memory_and_still_learns():
     assert out["bfloat16"][0] * 2 == out["float32"][0]
     a, b = out["float32"][1], out["bfloat16"][1]
     np.testing.assert_array_equal(a.age, b.age)  # same events, only storage precision differs
-    diff = jax.tree.map(
-        lambda x, y: float(jnp.abs(x - floats(y)).max()), a.params, b.params
-    )
+    diff = jax.tree.map(lambda x, y: float(jnp.abs(x - floats(y)).max()), a.params, b.params)
     assert max(jax.tree.leaves(diff)) < 0.05
 
 

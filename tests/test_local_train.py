@@ -78,6 +78,28 @@ def test_strategies_match_vmap(strategy):
     np.testing.assert_allclose(lref, lout, rtol=1e-6)
 
 
+@pytest.mark.parametrize("strategy", ["vmap", "map", "chunked:2"])
+def test_training_by_node_index_equals_training_on_gathered_shards(strategy):
+    """`nodes=`: slot k trains on x[nodes[k]] read a minibatch at a time from all nodes' arrays;
+    bit for bit the result of passing the gathered shards x[nodes] (a node may fill two slots;
+    an inactive slot and a slot of a node with count 0 keep their input)."""
+    params, x, y, counts = make_data()
+    nodes = jnp.array([2, 0, 2, 3, 1])
+    start = jax.tree.map(lambda p: p[jnp.array([0, 1, 2, 3, 0])], params)
+    keys = node_keys(jax.random.key(5), 1, jnp.arange(5))
+    c = counts[nodes].at[3].set(0)
+    active = jnp.array([True, True, True, True, False])
+    train = jax.jit(make_batch_train(linear_apply, SPEC, strategy))
+    ref, lref = train(start, x[nodes], y[nodes], c, active, keys)
+    out, lout = train(start, x, y, c, active, keys, None, nodes)
+    chex.assert_trees_all_equal(out, ref)
+    np.testing.assert_array_equal(lout, lref)
+    chex.assert_trees_all_equal(node(out, 4), node(start, 4))  # inactive
+    chex.assert_trees_all_equal(node(out, 3), node(start, 3))  # count 0
+    # slots 0 and 2 train the same node's data from different starts with different keys
+    assert not np.allclose(out["w"][0], out["w"][2])
+
+
 def test_batch_result_equals_single_node_training():
     """Node i's result in the batch equals training node i alone with its own key."""
     params, x, y, counts = make_data()

@@ -156,7 +156,7 @@ def make_async_parts(
                 # down server: the hybrid's node keeps that model), apply those that reached the
                 # server; skipped in quanta where no session finished
                 m, _ = batch_train(
-                    starts, env.x[node], env.y[node], env.counts[node], finished, keys
+                    starts, env.x, env.y, env.counts[node], finished, keys, nodes=node
                 )
                 srv, taken = apply_arrivals(
                     srv, starts, m, sl.version[order], reach, spec, return_taken=True

@@ -154,7 +154,7 @@ def make_gossip_quantum(
                 st.train_q[order], order
             )
             new, _ = batch_train(
-                start, env.x[order], env.y[order], env.counts[order], ok, keys, st.age[order]
+                start, env.x, env.y, env.counts[order], ok, keys, st.age[order], order
             )
             slot = jnp.where(ok, order, n)
             params = jax.tree.map(lambda p, v: put_rows(p, slot, v), params, new)

@@ -143,7 +143,7 @@ def make_rounds_chunk(
         # the server model's age (SGD steps along its lineage; ALGORITHMS.md §1.5) is rounds x
         # local steps; it clocks lr_schedule=pegasos and is ignored by a constant lr
         age = jnp.broadcast_to(state.round.astype(jnp.float32) * train.local_steps, (k,))
-        new, loss = batch_train(start, d["x"][chosen], d["y"][chosen], counts, chosen_ok, keys, age)
+        new, loss = batch_train(start, d["x"], d["y"], counts, chosen_ok, keys, age, chosen)
         w = jnp.where(chosen_ok, counts, 0).astype(jnp.float32)
         wsum = jnp.maximum(w.sum(), 1.0)
         pseudo_grad = aggregate(state.params, new, w, chosen_ok, rkey)
