@@ -21,6 +21,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from dl import hugepages
 from dl.errors import ConfigError, DLError
 from dl.resume_config import (
     CONF_DIR,
@@ -149,6 +150,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    hugepages.reexec()  # once, before JAX allocates (DL_HUGEPAGES=0: off)
     argv = sys.argv[1:]
     try:
         check_overrides(argv)

@@ -7,7 +7,9 @@ logistic regression with E = 10 local steps of batch 32 at N = 100 / 1,000 / 10,
 per round; the small and the FEMNIST-style CNN with E = 2 steps of batch 16 at N = 10 clients.
 Every (workload, N) is timed interleaved, A B C D A B C D..., `--repeats` times (each run is a
 fresh process: set-up and the first round, which compiles, are not timed; then a few timed
-rounds, median); the load average is recorded before every run. Ratios are peer round time /
+rounds, median); the load average is recorded before every run. Every worker, ours and the
+peers', runs with glibc's huge-page tunable (`dl.hugepages`, as `dl.run` runs; DL_HUGEPAGES=0:
+without). Ratios are peer round time /
 our round time ("ours is Rx faster"): the median over repeats of the per-repeat ratio, with the
 range. Not part of CI. Writes results/bench_peers.json and (with --readme) the README table.
 
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from dl import hugepages
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = ROOT / "bench/peers"
@@ -71,10 +75,17 @@ def ensure_venv(peer: str, log=print) -> dict:
     return {"python": str(py), "versions": frozen}
 
 
+def worker_env() -> dict:
+    """Every worker's environment, ours and the peers': glibc's huge-page tunable on, as
+    `dl.run` runs (`dl.hugepages`; DL_HUGEPAGES=0 leaves the environment as it is)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return hugepages.with_tunable(env) if hugepages.wanted(env) else env
+
+
 def run_worker(who: str, python: str, model: str, n: int, rounds: int, data: Path) -> dict:
     """One worker process; its timed rounds, or the error."""
     script = PEERS_DIR / ("ours.py" if who == "ours" else f"{who}_worker.py")
-    env = {**os.environ, "WANDB_MODE": "disabled", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = worker_env()
     load = os.getloadavg()
     t0 = time.perf_counter()
     cmd = [python, str(script), model, str(n), str(rounds), str(data)]
@@ -119,6 +130,7 @@ def bench(peers, repeats: int, only, log=print) -> dict:
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "worker_glibc_tunables": worker_env().get("GLIBC_TUNABLES", ""),
         },
         "repeats": repeats,
         "peers": {p: envs[p] | {"note": PEER_NOTES[p]} for p in peers},

@@ -288,6 +288,8 @@ def main(argv=None) -> dict:
     if a.append and a.out.exists():  # earlier runs keep their own ceiling's shares
         runs = json.loads(a.out.read_text())["runs"] + runs
     result = {"matmul": best, "targets": TARGETS, "runs": runs, "backend": jax.default_backend()}
+    for r in runs[-len(a.algs) :]:  # this invocation's runs: was the allocator tunable on?
+        r["hugepages"] = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     text = table(result)
@@ -301,4 +303,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    from dl import hugepages
+
+    hugepages.reexec()  # as dl.run does (DL_HUGEPAGES=0: off)
     main()
