@@ -12,6 +12,7 @@ LAYERS = {
     "dl.errors": 0,
     "dl.rng": 0,
     "dl.arrays": 0,
+    "dl.hugepages": 0,
     "dl.rules": 1,
     "dl.data": 1,
     "dl.models": 1,
