@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -29,14 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from dl.bench.matmul import matmul_gflops
+from dl.models import init_params
+from dl.models.flops import model_flops_per_example
+from dl.models.registry import make_model
+from dl.train.local import LocalTrainSpec, make_node_train
 
-from dl.bench.matmul import matmul_gflops  # noqa: E402
-from dl.models import init_params  # noqa: E402
-from dl.models.flops import model_flops_per_example  # noqa: E402
-from dl.models.registry import make_model  # noqa: E402
-from dl.train.local import LocalTrainSpec, make_node_train  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SHAPE = (28, 28, 1)
 

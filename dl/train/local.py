@@ -149,7 +149,7 @@ def make_batch_train(apply_fn: Callable, spec: LocalTrainSpec, strategy: str, ch
             ages = jnp.zeros(counts.shape, jnp.float32)
         live = active & (counts > 0)
         if nodes is None:  # slot k's rows are x[k]: mapped with the slots
-            rows, one = (x, y), lambda p, xs, ys, c, k, a: node_train(p, xs, ys, c, k, a)
+            rows, one = (x, y), node_train
         else:  # every node's rows, indexed by nodes[k] inside the step
             rows, one = (nodes,), lambda p, i, c, k, a: node_train(p, x, y, c, k, a, i)
 
