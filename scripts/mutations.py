@@ -395,4 +395,12 @@ MUTATIONS = [
         ["tests/test_rows.py"],
         "bfloat16 rows read through a view of the whole array (XLA copies all node models)",
     ),
+    m(
+        "state_off_mesh",
+        "dl/engine/jitted.py",
+        "self._args(unalias(self._placed(state)))",
+        "self._args(unalias(state))",
+        ["tests/test_sharding.py"],
+        "a host-rebuilt state leaf stays on one device: the sharded chunk recompiles",
+    ),
 ]

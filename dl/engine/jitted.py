@@ -11,12 +11,20 @@ a chunk holds one copy of the node models, not two. A state passed to a chunk is
 only the state it returns (its small leaves, under `min_donate_bytes`, stay valid). Leaves that
 share one buffer (a state built with one zeros array in two fields) are copied first, since a
 buffer cannot be donated twice.
+
+With the node axis sharded (`dl.sharding`), a state leaf the host rebuilt between chunks (a
+drained counter made with `jnp.zeros`) sits on one device while the chunk returned it on the
+mesh; the next call then saw a new input sharding and recompiled. Such leaves are placed on the
+env's mesh the way `shard_nodes` places them before the call.
 """
 
 import warnings
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+
+from dl.sharding import AXIS, shard_nodes
 
 
 def unalias(tree):
@@ -52,6 +60,20 @@ class EnvChunk:
         self.run, self.env, self.name, self.donate = run, env, name, donate
         self.min_donate_bytes = 1 << 20
         self._jits: dict = {}
+        self.mesh, self.n = _node_mesh(env)
+
+    def _placed(self, state):
+        """`state` with each leaf that is not on a mesh placed on the env's (node-axis leaves
+        split, the rest replicated); unchanged without a mesh."""
+        if self.mesh is None:
+            return state
+
+        def put(x):
+            if not isinstance(x, jax.Array) or isinstance(x.sharding, NamedSharding):
+                return x
+            return shard_nodes(x, self.mesh, self.n)
+
+        return jax.tree.map(put, state)
 
     def _split(self, state):
         """(leaves, treedef, indices of the leaves to donate)."""
@@ -88,7 +110,7 @@ class EnvChunk:
         return self._jitted(tdef, big, len(leaves)), donated, kept
 
     def __call__(self, state, key, t_stop, *rest):
-        fn, donated, kept = self._args(unalias(state))
+        fn, donated, kept = self._args(unalias(self._placed(state)))
         if not donated or jax.default_backend() != "cpu":
             return fn(self.env, donated, kept, key, t_stop, *rest)
         with warnings.catch_warnings():
@@ -98,8 +120,17 @@ class EnvChunk:
 
     def lower(self, state, key, t_stop, *rest):
         """The lowered program of a call (`.as_text()`, `.compile()`); consumes nothing."""
-        fn, donated, kept = self._args(state)
+        fn, donated, kept = self._args(self._placed(state))
         return fn.lower(self.env, donated, kept, key, t_stop, *rest)
 
     def _cache_size(self) -> int:
         return sum(f._cache_size() for f in self._jits.values())
+
+
+def _node_mesh(env):
+    """(mesh, padded node count) of the first env leaf split over the node axis; (None, 0)."""
+    for x in jax.tree.leaves(env):
+        s = getattr(x, "sharding", None)
+        if isinstance(s, NamedSharding) and s.mesh.size > 1 and s.spec and s.spec[0] == AXIS:
+            return s.mesh, x.shape[0]
+    return None, 0
