@@ -403,4 +403,20 @@ MUTATIONS = [
         ["tests/test_sharding.py"],
         "a host-rebuilt state leaf stays on one device: the sharded chunk recompiles",
     ),
+    m(
+        "dense_grad_mean",
+        "dl/models/small_dot.py",
+        "g[..., None, :]).sum(axis=lead)",
+        "g[..., None, :]).mean(axis=lead)",
+        ["tests/test_small_dot.py", *FEDAVG],
+        "the linear models' kernel gradient averages over the batch instead of summing",
+    ),
+    m(
+        "xent_wrong_label",
+        "dl/train/loss.py",
+        "jax.nn.one_hot(labels, logits.shape[-1]",
+        "jax.nn.one_hot(labels * 0, logits.shape[-1]",
+        ["tests/test_loss.py", *FEDAVG],
+        "cross-entropy reads class 0's logit for every label",
+    ),
 ]

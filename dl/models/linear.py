@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl.models.small_dot import small_dot_general
+
 
 class LogReg(nn.Module):
     """Softmax regression: one Dense layer, [B, ...] -> [B, num_classes] logits; with
@@ -26,7 +28,7 @@ class LogReg(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.reshape((x.shape[0], -1))
         init = {"kernel_init": nn.initializers.zeros} if self.zero_init else {}
-        z = nn.Dense(self.num_classes, name="dense", **init)(x)  # [B, C]
+        z = nn.Dense(self.num_classes, name="dense", dot_general=small_dot_general, **init)(x)
         if not self.one_vs_all:
             return z
         return jnp.stack([jnp.zeros_like(z), z], axis=-1)  # [B, C, 2]

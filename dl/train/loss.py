@@ -1,4 +1,4 @@
-"""Masked softmax cross-entropy and accuracy for class labels ([B]) and sequence labels ([B, T]),
+"""Softmax cross-entropy and accuracy for class labels ([B]) and sequence labels ([B, T]),
 and the one-vs-all logistic loss of the gossip-learning papers.
 
 One-vs-all (Hegedus et al., DAIS 2019 / JPDC 2021; `dl.models.linear.LogReg(one_vs_all=True)`):
@@ -6,11 +6,11 @@ logits [B, C, 2] = (0, z_c) per class against labels [B] (two more axes than the
 loss of an example is the sum over classes of the binary logistic loss of z_c with target
 1[y = c], i.e. softplus(z_c) - 1[y = c] z_c, so each class's weights get the gradient
 (sigmoid(z_c) - 1[y = c]) x of their own binary model; the prediction is argmax_c z_c.
+Notes: docs/NOTES.md#dltrainlosspy
 """
 
 import jax
 import jax.numpy as jnp
-import optax
 
 
 def is_one_vs_all(logits: jnp.ndarray, labels: jnp.ndarray) -> bool:
@@ -40,9 +40,18 @@ def xent_and_correct(logits: jnp.ndarray, labels: jnp.ndarray) -> tuple[jnp.ndar
         return ova_loss_and_correct(logits, labels)
     logits = logits.reshape(-1, logits.shape[-1])
     labels = labels.reshape(-1)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    loss = xent_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
     return loss, correct
+
+
+def xent_integer_labels(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+    """logits [B, C], labels [B] in [0, C) -> [B] softmax cross-entropy, as optax's
+    `softmax_cross_entropy_with_integer_labels` (logsumexp minus the label's logit) but with
+    the label's logit read through a one-hot product instead of `take_along_axis`: the same
+    values, and its gradient is a product, not a scatter-add (one per step under vmap)."""
+    picked = (jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype) * logits).sum(-1)
+    return jax.nn.logsumexp(logits, axis=-1) - picked
 
 
 def mean_xent(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
