@@ -406,8 +406,8 @@ MUTATIONS = [
     m(
         "dense_grad_mean",
         "dl/models/small_dot.py",
-        "g[..., None, :]).sum(axis=lead)",
-        "g[..., None, :]).mean(axis=lead)",
+        "ga[..., None, :]).sum(axis=lead)",
+        "ga[..., None, :]).mean(axis=lead)",
         ["tests/test_small_dot.py", *FEDAVG],
         "the linear models' kernel gradient averages over the batch instead of summing",
     ),

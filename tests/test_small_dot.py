@@ -45,6 +45,23 @@ def test_vmapped_gradients_match_autodiff_of_the_plain_matmul(lead):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_bfloat16_kernel_gradient_has_float32_sum_accuracy():
+    # 4,096 positive products summed: in bfloat16 arithmetic (8 significant bits) each addition
+    # to a running sum near 1,000 would round to a step of 4-8; multiplied and summed in float32
+    # and rounded once, the result is within one unit in the last place of the exact (float64)
+    # sum. XLA:CPU already sums bfloat16 in float32 (this test passes without the module's
+    # cast, checked), so it pins the result on this backend; the cast keeps it on others.
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.uniform(0.5, 1.0, (4096, 2)), jnp.bfloat16)
+    g = jnp.asarray(rng.uniform(0.5, 1.0, (4096, 2)), jnp.bfloat16)
+    w = jnp.zeros((2, 2), jnp.bfloat16)
+    dw = jax.vjp(xw, x, w)[1](g)[1]
+    assert dw.dtype == jnp.bfloat16
+    exact = np.asarray(x, np.float64).T @ np.asarray(g, np.float64)  # [2, 2], about 2,300
+    ulp = 2.0 ** (np.floor(np.log2(exact)) - 7)  # bfloat16 spacing at that magnitude
+    assert np.all(np.abs(np.asarray(dw, np.float64) - exact) <= ulp)
+
+
 def test_other_contractions_fall_back_to_dot_general():
     rng = np.random.default_rng(1)
     a = jnp.asarray(rng.standard_normal((2, 3, 4), np.float32))

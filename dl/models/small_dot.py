@@ -10,6 +10,7 @@ Notes: docs/NOTES.md#dlmodelssmall_dotpy
 """
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 
@@ -27,7 +28,9 @@ def _bwd(res, g):
     x, w = res
     dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))  # [..., I]
     lead = tuple(range(x.ndim - 1))
-    dw = (x[..., :, None] * g[..., None, :]).sum(axis=lead)  # [I, O]
+    acc = jnp.promote_types(w.dtype, jnp.float32)  # bfloat16 multiplies and sums in float32
+    xa, ga = x.astype(acc), g.astype(acc)
+    dw = (xa[..., :, None] * ga[..., None, :]).sum(axis=lead).astype(w.dtype)  # [I, O]
     return dx, dw
 
 

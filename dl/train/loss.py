@@ -49,7 +49,8 @@ def xent_integer_labels(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray
     """logits [B, C], labels [B] in [0, C) -> [B] softmax cross-entropy, as optax's
     `softmax_cross_entropy_with_integer_labels` (logsumexp minus the label's logit) but with
     the label's logit read through a one-hot product instead of `take_along_axis`: the same
-    values, and its gradient is a product, not a scatter-add (one per step under vmap)."""
+    sum (the other terms are exact zeros; XLA may fuse it into other last bits), and its
+    gradient is a product, not a scatter-add (one per local step under vmap)."""
     picked = (jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype) * logits).sum(-1)
     return jax.nn.logsumexp(logits, axis=-1) - picked
 
