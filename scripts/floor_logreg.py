@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl.analysis.readme import publish
 from dl.models.registry import make_model
 from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
 from dl.train.loss import mean_xent
@@ -185,16 +186,12 @@ def main(argv=None) -> dict:
     r["best_ratio"] = best_ratio(r["fedjax_round_s"], r["floor_s"])
     r["loadavg"] = os.getloadavg()[0]
     r["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES", "")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(r, indent=1) + "\n")
-    print(table(r))
-    if a.readme:
-        from dl.analysis.readme import replace_block
-
-        if not replace_block(ROOT / "README.md", "floor_logreg", table(r)):
-            raise SystemExit("README.md: needs one <!-- floor_logreg:begin --> and one :end")
+    publish(r, a.out, table(r), "floor_logreg" if a.readme else None)
     return r
 
 
 if __name__ == "__main__":
+    from dl import hugepages
+
+    hugepages.reexec()
     main()

@@ -18,7 +18,6 @@ Writes results/roofline_cnn.json (and the README block `roofline`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -28,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl.analysis.readme import publish
 from dl.bench.matmul import matmul_gflops
 from dl.models import init_params
 from dl.models.flops import model_flops_per_example
@@ -146,14 +146,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--readme", action="store_true")
     a = ap.parse_args(argv)
     r = measure(a.model, a.batch)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(r, indent=1) + "\n")
-    print(table(r))
-    if a.readme:
-        from dl.analysis.readme import replace_block
-
-        if not replace_block(ROOT / "README.md", "roofline", table(r)):
-            raise SystemExit("README.md: needs one <!-- roofline:begin --> and one :end")
+    publish(r, a.out, table(r), "roofline" if a.readme else None)
     return r
 
 

@@ -102,3 +102,19 @@ def test_replace_block_only_touches_the_marked_block(tmp_path):
     assert replace_block(p, "t", "new 1\nnew 2\n")
     assert p.read_text() == "a\n<!-- t:begin -->\nnew 1\nnew 2\n<!-- t:end -->\nb\n"
     assert not replace_block(p, "other", "x")
+
+
+def test_publish_writes_json_and_the_readme_block(tmp_path, monkeypatch, capsys):
+    from dl.analysis import readme as rd
+
+    fake = tmp_path / "README.md"
+    fake.write_text("a\n<!-- t:begin -->\nold\n<!-- t:end -->\nb\n")
+    monkeypatch.setattr(rd, "README", fake)
+    rd.publish({"x": 1}, tmp_path / "out" / "r.json", "| new |", "t")
+    assert json.loads((tmp_path / "out" / "r.json").read_text()) == {"x": 1}
+    assert fake.read_text() == "a\n<!-- t:begin -->\n| new |\n<!-- t:end -->\nb\n"
+    assert "| new |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="needs one <!-- u:begin -->"):
+        rd.publish({"x": 2}, tmp_path / "r2.json", "text", "u")
+    rd.publish({"x": 3}, tmp_path / "r3.json", "text")  # no block: README untouched
+    assert "| new |" in fake.read_text()
