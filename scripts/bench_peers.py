@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from dl import hugepages
+from dl.analysis.readme import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = ROOT / "bench/peers"
@@ -49,7 +50,6 @@ PEER_NOTES = {
     "handler averages them (PyTorch, 1 thread)",
     "fedjax": "fedjax.algorithms.fed_avg with haiku models, jax 0.4.13 in its own venv",
 }
-BEGIN, END = "<!-- bench_peers:begin -->", "<!-- bench_peers:end -->"
 
 
 def ensure_venv(peer: str, log=print) -> dict:
@@ -212,13 +212,6 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str, readme: Path = ROOT / "README.md") -> None:
-    """Replaces the block between the bench_peers markers (which must exist)."""
-    s = readme.read_text()
-    i, j = s.index(BEGIN) + len(BEGIN), s.index(END)
-    readme.write_text(s[:i] + "\n" + text + "\n" + s[j:])
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
@@ -231,12 +224,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     result = bench(a.peers, a.repeats, a.only, log)
     result["wall_s"] = time.perf_counter() - t0
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
-    text = table(result)
-    print(text)
-    if a.readme:
-        write_readme(text)
+    publish(result, a.out, table(result), "bench_peers" if a.readme else None)
     return result
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import time
 from pathlib import Path
 
 import jax
@@ -31,31 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl.analysis.readme import publish
+from dl.bench.timing import timed
 from dl.models.registry import make_model
 from dl.train.local import LocalTrainSpec, make_batch_train, node_keys
 from dl.train.loss import mean_xent
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_OPS = ("gather", "forward", "xent_grad", "weight_grad", "update")
-
-
-def timed(f, *args, repeats: int = 15) -> tuple[float, float]:
-    """(median wall seconds, mean CPU seconds of all threads) of `repeats` calls after one
-    warm-up call (compiles)."""
-    jax.block_until_ready(f(*args))
-    ts = []
-    c0 = cpu_s()
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), (cpu_s() - c0) / repeats
-
-
-def cpu_s() -> float:
-    """User + system CPU seconds of this process so far (every thread)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def floor(per_op_cpu_s: dict, steps: int, cores: int) -> dict:

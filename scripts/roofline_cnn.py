@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import jax
@@ -29,6 +27,7 @@ import numpy as np
 
 from dl.analysis.readme import publish
 from dl.bench.matmul import matmul_gflops
+from dl.bench.timing import timed
 from dl.models import init_params
 from dl.models.flops import model_flops_per_example
 from dl.models.registry import make_model
@@ -39,21 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (28, 28, 1)
 
 
-def timed(f, *args, repeats: int = 15) -> float:
-    """Median seconds of `repeats` calls after one warm-up call (compiles)."""
-    jax.block_until_ready(f(*args))
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
 def bandwidth_gbs(mib: int = 256) -> float:
     """GB/s of a jitted `x * 1.0001` over `mib` MiB (read + write counted)."""
     x = jnp.ones((mib << 18,), jnp.float32)
-    return 2 * x.nbytes / timed(jax.jit(lambda a: a * 1.0001), x) / 1e9
+    return 2 * x.nbytes / timed(jax.jit(lambda a: a * 1.0001), x)[0] / 1e9
 
 
 def dense_part(params, batch: int, rng) -> float:
@@ -70,7 +58,7 @@ def dense_part(params, batch: int, rng) -> float:
         g = jax.grad(loss)(p, h, y)
         return jax.tree.map(lambda a, b: a - 0.05 * b, p, g)
 
-    return timed(jax.jit(step), (d1, d2), h, y)
+    return timed(jax.jit(step), (d1, d2), h, y)[0]
 
 
 def roofline(flops: float, n_params: int, ceiling_gflops: float, bw_gbs: float) -> dict:
@@ -98,7 +86,7 @@ def measure(model: str, batch: int) -> dict:
     train = make_node_train(apply, LocalTrainSpec(batch_size=batch, local_steps=1, lr=0.05))
     step_s = timed(
         jax.jit(lambda p: train(p, x, y, jnp.int32(batch), jax.random.key(1))[0]), params
-    )
+    )[0]
     ceiling = max(matmul_gflops(2048, 5).best_gflops, matmul_gflops(1024, 5).best_gflops)
     bw = bandwidth_gbs()
     flops = 3 * model_flops_per_example(model, SHAPE, 10) * batch
